@@ -1,0 +1,1 @@
+"""Gluon-API octave blocks and models (built on ``octconv.utils.octave``)."""

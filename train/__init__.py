@@ -1,0 +1,1 @@
+"""Training and scoring entry points."""

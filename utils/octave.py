@@ -1,0 +1,350 @@
+"""The octave-convolution graph, shared by the Symbol and the Gluon API.
+
+Conventions used throughout the package
+---------------------------------------
+An octave feature map is a pair ``(high, low)``. ``high`` has shape
+``(N, C_h, H, W)``; ``low`` has shape ``(N, C_l, ceil(H/2), ceil(W/2))``.
+Either part may be absent (``None``); a part with 0 channels is absent. Channel
+counts are pairs ``(C_h, C_l)`` where 0 means "no such part".
+
+For channels ``C`` and ratio ``a`` the split is ``C_l = int(a * C)``,
+``C_h = C - C_l`` (paper, section 3.1). The four paths of one layer are named
+``h2h``, ``h2l``, ``l2h`` and ``l2l`` (from-part to to-part), as in the
+released checkpoints (``<layer>-h2l_weight``).
+
+Paper Eq. 4, as built by :func:`octave_conv`::
+
+    Y_H = conv(X_H, W_HH) + crop(upsample2x_nearest(conv(X_L, W_LH)), like=Y_H)
+    Y_L = conv(X_L, W_LL) + conv(avgpool2x2(X_H), W_HL)
+
+With stride 2 both inputs are first average-pooled 2x2 and the low->high path is
+not upsampled. Average pooling uses the "full" (ceil) convention and divides
+partial windows by the number of pixels they cover; for even sizes this is the
+plain 2x2 average of the reference implementation, for odd sizes it keeps the
+low map at ``ceil(H/2)`` so that every input size works.
+
+The builders take ``F`` (``mxnet.sym`` or ``mxnet.nd``), so the same function
+makes the Symbol networks and the Gluon ``hybrid_forward`` graphs.
+"""
+from collections import namedtuple
+
+__all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
+           'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
+           'downsample', 'upsample_like', 'half_grid', 'octave_pool']
+
+PATHS = ('h2h', 'h2l', 'l2h', 'l2l')
+
+PathSpec = namedtuple('PathSpec', ['in_channels', 'channels', 'groups', 'use_bias'])
+PathSpec.__doc__ = """One of the four convolutions of an octave layer.
+
+``weight`` has shape ``(channels, in_channels // groups, *kernel)`` for a
+convolution and ``(channels, in_channels)`` for a dense layer; ``bias`` has
+shape ``(channels,)`` when ``use_bias``."""
+
+
+class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'kernel',
+                                           'stride', 'pad', 'paths'])):
+    """The plan of one octave layer: which paths exist and how each is shaped.
+
+    ``in_channels`` and ``channels`` are ``(high, low)`` pairs (0 = absent),
+    ``paths`` maps a path name (``'h2l'``...) to its :class:`PathSpec`,
+    ``kernel`` is ``None`` for a dense (fully-connected) layer.
+    """
+
+    def weight_shape(self, path):
+        """Shape of the weight of ``path``."""
+        p = self.paths[path]
+        if self.kernel is None:
+            return (p.channels, p.in_channels)
+        return (p.channels, p.in_channels // p.groups) + tuple(self.kernel)
+
+    def param_shapes(self, separator='_'):
+        """``{'<path>' + separator + 'weight'|'bias': shape}`` for every parameter."""
+        shapes = {}
+        for path, p in self.paths.items():
+            shapes[path + separator + 'weight'] = self.weight_shape(path)
+            if p.use_bias:
+                shapes[path + separator + 'bias'] = (p.channels,)
+        return shapes
+
+
+def check_ratio(ratio, where='ratio'):
+    """Raise ``ValueError`` unless ``ratio`` is -1 (vanilla) or in [0, 1)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        raise ValueError('%s must be a number, -1 or in [0, 1), got %r' % (where, ratio))
+    if ratio != -1 and not 0 <= ratio < 1:
+        raise ValueError('%s must be -1 (vanilla network) or in [0, 1), got %r' % (where, ratio))
+    return ratio
+
+
+def split_channels(channels, ratio):
+    """Split ``channels`` into ``(high, low)`` with ``low = int(ratio * channels)``.
+
+    ``ratio=-1`` (the vanilla network) gives ``(channels, 0)``.
+    """
+    check_ratio(ratio)
+    low = int(ratio * channels) if ratio >= 0 else 0
+    return (channels - low, low)
+
+
+def _pair(value, what, name):
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError('layer %s: %s must be an int or a (high, low) pair, got %r'
+                             % (name, what, value))
+        high, low = value
+    else:
+        high, low = value, 0
+    high, low = max(int(high), 0), max(int(low), 0)   # -1 (Gluon's "absent") -> 0
+    return high, low
+
+
+def _plan(name, in_channels, channels, groups, use_bias, enable, kernel, stride, pad):
+    in_h, in_l = _pair(in_channels, 'in_channels', name)
+    out_h, out_l = _pair(channels, 'channels', name)
+    if in_h + in_l == 0:
+        raise ValueError('layer %s: no input channels (in_channels=%r)' % (name, in_channels))
+    if out_h + out_l == 0:
+        raise ValueError('layer %s: no output channels (channels=%r)' % (name, channels))
+    if groups < 1:
+        raise ValueError('layer %s: groups must be >= 1, got %d' % (name, groups))
+    unknown = set(enable) - set(PATHS)
+    if unknown:
+        raise ValueError('layer %s: unknown paths %s (valid: %s)'
+                         % (name, sorted(unknown), ', '.join(PATHS)))
+    depthwise = groups > 1 and groups == in_h + in_l
+    if depthwise and (out_h, out_l) != (in_h, in_l):
+        raise ValueError('layer %s: a depthwise layer (groups=%d = in_channels) needs '
+                         'channels == in_channels, got channels=(%d, %d), in_channels=(%d, %d)'
+                         % (name, groups, out_h, out_l, in_h, in_l))
+    size = {'h': (in_h, out_h), 'l': (in_l, out_l)}
+    paths = {}
+    for path in PATHS:
+        src, dst = path[0], path[2]
+        cin, cout = size[src][0], size[dst][1]
+        if cin == 0 or cout == 0 or path not in enable:
+            continue
+        if depthwise:
+            if src != dst:
+                continue
+            g = cin
+        else:
+            g = min(cout, groups)
+        if cin % g or cout % g:
+            raise ValueError(
+                'layer %s, path %s: groups=%d do not divide its channels (in %d, out %d); '
+                'in_channels=(%d, %d), channels=(%d, %d), groups=%d'
+                % (name, path, g, cin, cout, in_h, in_l, out_h, out_l, groups))
+        paths[path] = g, cin, cout
+    if not paths:
+        raise ValueError('layer %s: no path connects in_channels=(%d, %d) to channels=(%d, %d) '
+                         'with paths %s enabled' % (name, in_h, in_l, out_h, out_l, tuple(enable)))
+    # One bias per output part: on the path from the high part when it exists.
+    specs = {}
+    for path, (g, cin, cout) in paths.items():
+        twin = ('h2' if path[0] == 'l' else 'l2') + path[2]
+        biased = use_bias and (path[0] == 'h' or twin not in paths)
+        specs[path] = PathSpec(cin, cout, g, biased)
+    return OctaveSpec(name, (in_h, in_l), (out_h, out_l), kernel, stride, pad, specs)
+
+
+def plan_octave_conv(name, in_channels, channels, kernel, stride=1, pad=0, groups=1,
+                     use_bias=False, enable=PATHS):
+    """Plan an octave convolution and check it, before any graph is built.
+
+    Parameters
+    ----------
+    name : str
+        Layer name, used in error messages and as the prefix of path names.
+    in_channels, channels : int or (high, low)
+        Input and output channels; an int means ``(int, 0)``; 0 or -1 = absent.
+    kernel, pad : int or (kh, kw)
+    stride : 1 or 2 (int or pair of equal values)
+    groups : int
+        Grouped convolution on every path with ``min(groups, out part)`` groups;
+        ``groups == sum(in_channels)`` means depthwise (only h2h and l2l).
+    use_bias : bool
+        One bias per output part, on the path from the high part if it exists.
+    enable : iterable of path names
+        Switch off cross paths by leaving them out.
+
+    Returns
+    -------
+    OctaveSpec
+
+    Raises
+    ------
+    ValueError
+        Naming the layer and the numbers, for groups that do not divide a
+        path's channels, an unsupported stride, or no path at all.
+    """
+    kernel = _ints2(kernel, 'kernel', name)
+    pad = _ints2(pad, 'pad', name)
+    stride = _ints2(stride, 'stride', name)
+    if stride not in ((1, 1), (2, 2)):
+        raise ValueError('layer %s: octave convolution supports stride 1 or 2, got %r'
+                         % (name, stride))
+    return _plan(name, in_channels, channels, groups, use_bias, tuple(enable),
+                 kernel, stride[0], pad)
+
+
+def plan_octave_dense(name, in_channels, channels, use_bias=False, enable=PATHS):
+    """Plan an octave fully-connected layer (the squeeze-excitation's FCs).
+
+    Same conventions as :func:`plan_octave_conv`; each path is a dense layer
+    over the flattened part, and the low part is not resized (the inputs are
+    1x1 after global pooling).
+    """
+    return _plan(name, in_channels, channels, 1, use_bias, tuple(enable), None, 1, None)
+
+
+def _ints2(value, what, name):
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(value)
+    if len(value) != 2:
+        raise ValueError('layer %s: %s must be an int or a pair, got %r' % (name, what, value))
+    return value
+
+
+def downsample(F, x, name=None):
+    """2x2 stride-2 average pooling, ceil convention: (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))."""
+    return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
+                     pooling_convention='full', count_include_pad=False, name=name)
+
+
+def upsample_like(F, x, like, name=None):
+    """Nearest 2x upsampling of ``x`` cropped to the spatial size of ``like``.
+
+    ``x`` is (N, C, ceil(H/2), ceil(W/2)); the result is (N, C, H, W) where
+    (H, W) is ``like``'s size. Without ``like`` the result is (N, C, 2h, 2w).
+    """
+    up = F.UpSampling(x, scale=2, sample_type='nearest', num_args=1,
+                      name=None if name is None else name + '_up')
+    if like is None:
+        return up
+    return F.slice_like(up, like, axes=(2, 3), name=None if name is None else name + '_crop')
+
+
+def half_grid(F, x, name=None):
+    """A cheap (N, 1, ceil(H/2), ceil(W/2)) view of ``x`` (N, C, H, W): the low-map size.
+
+    Used as the ``slice_like`` target that keeps a low map at half its high map.
+    """
+    return F.slice(x, begin=(None, 0, None, None), end=(None, 1, None, None),
+                   step=(None, 1, 2, 2), name=name)
+
+
+def octave_pool(F, x_high, x_low, name=None, **pool_kwargs):
+    """``F.Pooling`` of both parts with the same settings; returns ``(high, low)``.
+
+    The high part is pooled exactly as asked. When the pooling shrinks the map
+    (stride > 1, not global), the low part is pooled with the ceil convention
+    and cropped to ``ceil(H'/2)`` of the pooled high size ``H'``, so the pair
+    stays consistent for odd sizes; for sizes divisible by 4 this is the same
+    as pooling both parts as asked.
+    """
+    def pool(x, suffix, **overrides):
+        if x is None:
+            return None
+        kwargs = dict(pool_kwargs, **overrides)
+        return F.Pooling(x, name=None if name is None else '%s-%s' % (name, suffix), **kwargs)
+
+    y_high = pool(x_high, 'h')
+    stride = pool_kwargs.get('stride', (1, 1))
+    shrinks = not pool_kwargs.get('global_pool', False) and max(stride) > 1
+    if x_low is None or x_high is None or not shrinks:
+        return y_high, pool(x_low, 'l')
+    y_low = pool(x_low, 'l', pooling_convention='full')
+    return y_high, F.slice_like(y_low, half_grid(F, y_high), axes=(2, 3),
+                                name=None if name is None else name + '-l_crop')
+
+
+def _sum(F, parts, name):
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return F.ElementWiseSum(*parts, name=name)
+
+
+def octave_conv(F, spec, x_high, x_low, params):
+    """Build Eq. 4 for one layer.
+
+    Parameters
+    ----------
+    F : module
+        ``mxnet.sym`` or ``mxnet.nd``.
+    spec : OctaveSpec
+        From :func:`plan_octave_conv`.
+    x_high, x_low : Symbol, NDArray or None
+        ``(N, C_h, H, W)`` and ``(N, C_l, ceil(H/2), ceil(W/2))``; must be
+        present exactly when ``spec.in_channels`` says so.
+    params : dict
+        ``{path: (weight, bias_or_None)}`` for every path in ``spec.paths``.
+
+    Returns
+    -------
+    (y_high, y_low)
+        ``(N, channels[0], H', W')`` and ``(N, channels[1], ceil(H'/2), ceil(W'/2))``
+        with ``H' = H`` (stride 1) or ``ceil(H/2)`` (stride 2); a part with 0
+        channels is ``None``.
+    """
+    _check_inputs(spec, x_high, x_low)
+    name = spec.name
+    paths = spec.paths
+    if spec.stride == 2 and x_high is not None:
+        x_high = downsample(F, x_high, name='%s-h_down' % name)
+
+    def conv(path, x):
+        p = paths[path]
+        weight, bias = params[path]
+        kw = dict(kernel=spec.kernel, pad=spec.pad, num_filter=p.channels, num_group=p.groups,
+                  no_bias=bias is None, name='%s-%s' % (name, path))
+        if bias is None:
+            return F.Convolution(x, weight, **kw)
+        return F.Convolution(x, weight, bias, **kw)
+
+    y = {}
+    if 'h2h' in paths:
+        y['h2h'] = conv('h2h', x_high)
+    if 'h2l' in paths:
+        y['h2l'] = conv('h2l', downsample(F, x_high, name='%s-h2l_down' % name))
+    if 'l2l' in paths:
+        y['l2l'] = conv('l2l', x_low if spec.stride == 1 else
+                        downsample(F, x_low, name='%s-l2l_down' % name))
+    if 'l2h' in paths:
+        # With stride 2 the low map already has the size of the high output.
+        y['l2h'] = conv('l2h', x_low)
+        if spec.stride == 1:
+            y['l2h'] = upsample_like(F, y['l2h'], y.get('h2h', x_high), name='%s-l2h' % name)
+    return (_sum(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name),
+            _sum(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name))
+
+
+def octave_dense(F, spec, x_high, x_low, params):
+    """Fully-connected counterpart of :func:`octave_conv`.
+
+    ``x_high`` (N, C_h, ...) and ``x_low`` (N, C_l, ...) are flattened; returns
+    ``(y_high, y_low)`` of shapes (N, channels[0]) and (N, channels[1]),
+    ``None`` for an absent part. ``params`` as in :func:`octave_conv`.
+    """
+    _check_inputs(spec, x_high, x_low)
+    source = {'h': x_high, 'l': x_low}
+    y = {}
+    for path, p in spec.paths.items():
+        weight, bias = params[path]
+        args = (source[path[0]], weight) if bias is None else (source[path[0]], weight, bias)
+        y[path] = F.FullyConnected(*args, num_hidden=p.channels, no_bias=bias is None,
+                                   name='%s-%s' % (spec.name, path))
+    return (_sum(F, [y.get('h2h'), y.get('l2h')], '%s-h' % spec.name),
+            _sum(F, [y.get('h2l'), y.get('l2l')], '%s-l' % spec.name))
+
+
+def _check_inputs(spec, x_high, x_low):
+    for part, x, c in (('high', x_high, spec.in_channels[0]), ('low', x_low, spec.in_channels[1])):
+        if (x is None) != (c == 0):
+            raise ValueError('layer %s: the %s input is %s but in_channels=%r'
+                             % (spec.name, part, 'missing' if x is None else 'given',
+                                spec.in_channels))
