@@ -161,8 +161,18 @@ def _across(op, args, name, **kwargs):
     return tuple(out)
 
 
+def _infer_channels(x, **shapes):
+    _, out_shapes, _ = x.infer_shape_partial(**shapes)
+    shape = out_shapes[0] if out_shapes else ()
+    return shape[1] if len(shape) > 1 else 0
+
+
 def _channels_of(data, num_in, name):
-    """``num_in``, or the (high, low) channels of ``data`` inferred from the graph."""
+    """``num_in``, or the (high, low) channels of ``data`` inferred from the graph.
+
+    When the graph's ``data`` variable has no shape, channel counts (which do
+    not depend on the spatial size) are inferred for an ImageNet-shaped input.
+    """
     if num_in is not None:
         return num_in
     channels = []
@@ -170,17 +180,20 @@ def _channels_of(data, num_in, name):
         if x is None:
             channels.append(0)
             continue
-        hint = {'data': NOMINAL_DATA_SHAPE} if 'data' in x.list_arguments() else {}
         try:
-            _, out_shapes, _ = x.infer_shape_partial(**hint)
-        except mx.MXNetError as err:
-            raise ValueError('layer %s: cannot infer the input channels (%s); pass num_in'
-                             % (name, str(err).splitlines()[0]))
-        shape = out_shapes[0] if out_shapes else ()
-        if len(shape) < 2 or shape[1] == 0:
+            count = _infer_channels(x)   # honours a shape declared on the data variable
+        except mx.MXNetError:
+            count = 0                    # e.g. UpSampling needs the spatial size
+        if count == 0 and 'data' in x.list_arguments():
+            try:
+                count = _infer_channels(x, data=NOMINAL_DATA_SHAPE)
+            except mx.MXNetError as err:
+                raise ValueError('layer %s: cannot infer the input channels (%s); pass num_in'
+                                 % (name, str(err).splitlines()[0]))
+        if count == 0:
             raise ValueError('layer %s: the input channels are unknown; give the data '
                              'variable a shape or pass num_in' % name)
-        channels.append(shape[1])
+        channels.append(count)
     return tuple(channels)
 
 
