@@ -1,1 +1,12 @@
-"""Gluon-API octave blocks and models (built on ``octconv.utils.octave``)."""
+"""Gluon-API octave blocks (``octconv.gluon.nn``) and models (``get_model``).
+
+Models: ``get_model(name, ratio=..., classes=..., pretrained=False, root=..., ctx=...)``
+with names from ``get_model_list()``; ``register_gluoncv()`` adds them to
+GluonCV's model zoo under the ``oct_`` prefix.
+"""
+from . import nn
+from .base import CheckpointMismatch, trainable_parameters
+from .model_zoo import get_model, get_model_list, register_gluoncv, released_file
+
+__all__ = ['nn', 'get_model', 'get_model_list', 'register_gluoncv', 'released_file',
+           'trainable_parameters', 'CheckpointMismatch']

@@ -1,0 +1,125 @@
+"""One registry of the Gluon models: ``get_model(name, **kwargs)``, ``get_model_list()``.
+
+Every model takes the same keyword arguments: ``ratio`` (fraction of
+low-frequency channels, 0 = vanilla), ``classes``, ``final_drop``,
+``norm_kwargs``, ``use_global_stats``, and where they apply ``use_se`` and
+``last_gamma``; plus ``pretrained``, ``root`` and ``ctx``. Nothing is ever
+downloaded: ``pretrained=True`` loads the released file from ``root``.
+"""
+import os
+
+import mxnet as mx
+
+from . import densenet, mobilenet, resnet
+
+__all__ = ['get_model', 'get_model_list', 'released_file', 'register_gluoncv', 'DEFAULT_ROOT',
+           'GLUONCV_PREFIX']
+
+DEFAULT_ROOT = os.path.join('~', '.mxnet', 'models', 'octconv')
+DOWNLOAD_URL = 'https://dl.fbaipublicfiles.com/octconv/others/'
+GLUONCV_PREFIX = 'oct_'
+
+_MODELS = {}
+
+
+def _register(*builders):
+    for builder in builders:
+        name = builder.__name__
+        if name in _MODELS:
+            raise ValueError('model %s registered twice' % name)
+        _MODELS[name] = builder
+
+
+_register(mobilenet.mobilenet_v1_075, mobilenet.mobilenet_v1_100, mobilenet.mobilenet_v2_100,
+          mobilenet.mobilenet_v2_1125, resnet.resnet152_v1e, resnet.resnet152_v1f,
+          resnet.resnet50_v1b, resnet.resnext50_32x4d_v1b, resnet.resnet50_v2b,
+          resnet.resnext50_32x4d_v2b, densenet.densenet121, densenet.densenet161,
+          densenet.densenet169, densenet.densenet201)
+
+# (model, ratio, use_se) -> the released Gluon parameter file (paper table B)
+RELEASED = {('mobilenet_v1_075', 0.375, False): 'mobilenet_v1_075_alpha-0.375.params',
+            ('mobilenet_v1_100', 0.5, False): 'mobilenet_v1_100_alpha-0.5.params',
+            ('mobilenet_v2_100', 0.375, False): 'mobilenet_v2_100_alpha-0.375.params',
+            ('mobilenet_v2_1125', 0.5, False): 'mobilenet_v2_1125_alpha-0.5.params',
+            ('resnet152_v1f', 0.125, False): 'resnet152_v1f_alpha-0.125.params',
+            ('resnet152_v1e', 0.125, True): 'se-resnet152_v1e_alpha-0.125.params'}
+
+
+def get_model_list():
+    """The registered model names, in registration order."""
+    return list(_MODELS)
+
+
+def released_file(name, ratio, use_se=False):
+    """The released parameter file name for a model, ratio and use_se, or None."""
+    return RELEASED.get((name, float(ratio), bool(use_se)))
+
+
+def get_model(name, pretrained=False, root=DEFAULT_ROOT, ctx=mx.cpu(), **kwargs):
+    """Build model ``name`` and, with ``pretrained=True``, load its released parameters.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`get_model_list`.
+    pretrained : bool or str
+        True loads ``root/<released file>``; a string is a path to a parameter file.
+    root : str
+        Folder of the released files (default ``~/.mxnet/models/octconv``).
+    ctx : Context
+        Where the parameters are initialised or loaded.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (listing the valid ones), or ``pretrained=True`` for a
+        configuration that was never released.
+    FileNotFoundError
+        When the released file is not in ``root``: the message gives its name and
+        the address to download it from.
+    """
+    if name not in _MODELS:
+        raise ValueError('unknown model %r; valid models: %s' % (name, ', '.join(_MODELS)))
+    net = _MODELS[name](**kwargs)
+    if not pretrained:
+        return net
+    if isinstance(pretrained, str):
+        path = pretrained
+    else:
+        filename = released_file(name, net.ratio, kwargs.get('use_se', False))
+        if filename is None:
+            raise ValueError('no released parameters for %s at ratio %s%s; released: %s'
+                             % (name, net.ratio, ' with use_se' if kwargs.get('use_se') else '',
+                                ', '.join(sorted(RELEASED.values()))))
+        path = os.path.join(os.path.expanduser(root), filename)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                'pretrained %s (ratio %s) needs %s in %s; download it from %s%s and put it '
+                'there (nothing is downloaded automatically)'
+                % (name, net.ratio, filename, os.path.expanduser(root), DOWNLOAD_URL, filename))
+    net.load_parameters(path, ctx=ctx)
+    return net
+
+
+def register_gluoncv(prefix=GLUONCV_PREFIX):
+    """Make GluonCV's ``model_zoo.get_model`` / ``get_model_list`` know the models.
+
+    Each model is added to GluonCV's table as ``<prefix><name>`` (``oct_resnet50_v1b``).
+    Returns the names added. Call it once; calling again changes nothing.
+    """
+    from gluoncv.model_zoo import model_zoo as gcv_zoo
+    added = []
+    for name in _MODELS:
+        key = prefix + name
+        if key not in gcv_zoo._models:
+            gcv_zoo._models[key] = _gluoncv_builder(name)
+        added.append(key)
+    return added
+
+
+def _gluoncv_builder(name):
+    def build(**kwargs):
+        return get_model(name, **kwargs)
+    build.__name__ = GLUONCV_PREFIX + name
+    build.__doc__ = 'octconv model %s, built by octconv.gluon.get_model.' % name
+    return build
