@@ -24,6 +24,7 @@ setup(
     packages=['octconv'] + ['octconv.' + name for name in SUBPACKAGES],
     package_dir=dict({'octconv': '.'}, **{'octconv.' + name: name for name in SUBPACKAGES}),
     install_requires=['mxnet==1.9.1', 'numpy==1.23.5', 'gluoncv==0.10.5.post0'],
-    extras_require={'test': ['pytest']},
+    extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime==1.22.1'],
+                    'test': ['pytest', 'onnx==1.16.2', 'onnxruntime==1.22.1']},
     cmdclass={'build_py': BuildPy},
 )

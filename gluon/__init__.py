@@ -5,8 +5,8 @@ with names from ``get_model_list()``; ``register_gluoncv()`` adds them to
 GluonCV's model zoo under the ``oct_`` prefix.
 """
 from . import nn
-from .base import CheckpointMismatch, trainable_parameters
+from .base import Backbone, CheckpointMismatch, trainable_parameters
 from .model_zoo import get_model, get_model_list, register_gluoncv, released_file
 
-__all__ = ['nn', 'get_model', 'get_model_list', 'register_gluoncv', 'released_file',
+__all__ = ['nn', 'Backbone', 'get_model', 'get_model_list', 'register_gluoncv', 'released_file',
            'trainable_parameters', 'CheckpointMismatch']

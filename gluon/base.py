@@ -5,8 +5,9 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ..utils.octave import check_ratio, split_channels
+from .nn import Adapter
 
-__all__ = ['OctaveModel', 'CheckpointMismatch', 'octave_channels', 'trainable_parameters',
+__all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'octave_channels', 'trainable_parameters',
            'global_pool']
 
 
@@ -34,7 +35,8 @@ class OctaveModel(HybridBlock):
     """Base of the models: units registered under their released names, run in order.
 
     Subclasses call :meth:`add_unit` for each ``L<stage>_B<index>`` block in
-    order; ``run_units`` feeds the (high, low) pair through them.
+    order and define :meth:`stem` and :meth:`head`; the forward pass is
+    ``head(units(stem(x)))`` on (high, low) pairs.
     ``model_name`` and ``ratio`` are kept for error messages; ratio -1 (the
     Symbol API's "vanilla") is read as 0, the same network.
     """
@@ -52,11 +54,26 @@ class OctaveModel(HybridBlock):
         self.register_child(block, name)
         self.unit_names.append(name)
 
-    def run_units(self, x):
-        """Feed the pair ``x`` = (high, low) through every unit."""
+    # The stride of the first stage's output; stage s ends at first_stride * 2**(s-1).
+    first_stride = 4
+
+    def stem(self, F, x):
+        """(N, 3, H, W) image -> the (high, low) pair the first unit takes."""
+        raise NotImplementedError
+
+    def head(self, F, x):
+        """The last unit's (high, low) pair -> (N, classes) logits."""
+        raise NotImplementedError
+
+    def stage_stride(self, unit_name):
+        """Output stride of the stage a unit ``L<stage>_B<index>`` belongs to."""
+        return self.first_stride * 2 ** (int(unit_name[1:].split('_')[0]) - 1)
+
+    def hybrid_forward(self, F, x):
+        x = self.stem(F, x)
         for name in self.unit_names:
             x = self._children[name](*x)
-        return x
+        return self.head(F, x)
 
     def make_head(self, in_channels, classes, final_drop):
         """Dropout (if any), the 1x1-conv classifier ``classifer`` and Flatten.
@@ -104,3 +121,41 @@ class OctaveModel(HybridBlock):
         super().load_parameters(filename, ctx=ctx, allow_missing=allow_missing,
                                 ignore_extra=ignore_extra, cast_dtype=cast_dtype,
                                 dtype_source=dtype_source)
+
+
+class Backbone(HybridBlock):
+    """A model's feature maps at chosen strides, each merged into one tensor.
+
+    Shares the model's parameters. At the end of each stage whose output stride
+    is in ``strides``, the (high, low) pair is merged (low upsampled to the high
+    size and concatenated) into a node named ``<model prefix>stride<s>``, so
+    ``gluoncv.nn.feature.FeatureExtractor(Backbone(net), ['stride8', 'stride16'])``
+    finds it. Imperatively, returns the tuple of (N, C_s, H/s, W/s) maps in
+    stride order; traced, a grouped symbol.
+    """
+
+    def __init__(self, model, strides=(8, 16, 32)):
+        super().__init__(prefix=model.prefix)
+        available = sorted({model.stage_stride(name) for name in model.unit_names})
+        unknown = sorted(set(strides) - set(available))
+        if unknown:
+            raise ValueError('%s has no stage with output stride %s; strides: %s'
+                             % (model.model_name, ', '.join(map(str, unknown)), available))
+        self.model = model
+        self.strides = tuple(sorted(strides))
+        self.merge = Adapter()
+
+    def hybrid_forward(self, F, x):
+        model, features = self.model, []
+        names = model.unit_names
+        x = model.stem(F, x)
+        for position, name in enumerate(names):
+            x = model._children[name](*x)
+            stride = model.stage_stride(name)
+            last_of_stage = (position + 1 == len(names)
+                             or model.stage_stride(names[position + 1]) != stride)
+            if last_of_stage and stride in self.strides:
+                features.append(F.identity(self.merge(*x), name='stride%d' % stride))
+            if len(features) == len(self.strides):
+                break
+        return F.Group(features) if F is mx.sym else tuple(features)

@@ -99,10 +99,11 @@ class DenseNet(OctaveModel):
             self.tail.add(nn.Activation('relu'))
             self.make_head(width, classes, final_drop)
 
-    def hybrid_forward(self, F, x):
-        x = self.maxpool(*self.relu1(*self.bn1(*self.conv1(x))))
-        high, _ = self.run_units(x)
-        return self.classify(global_pool(F, self.tail(high)))
+    def stem(self, F, x):
+        return self.maxpool(*self.relu1(*self.bn1(*self.conv1(x))))
+
+    def head(self, F, x):
+        return self.classify(global_pool(F, self.tail(x[0])))
 
 
 def densenet121(**kwargs):

@@ -124,9 +124,13 @@ class MobileNetV1(OctaveModel):
                                                        prefix=name + '_'))
             self.make_head(pw_channels[-1], classes, final_drop)
 
-    def hybrid_forward(self, F, x):
-        high, low = self.run_units((self.conv1(x), None))
-        pooled = [global_pool(F, part) for part in (high, low) if part is not None]
+    first_stride = 2
+
+    def stem(self, F, x):
+        return self.conv1(x), None
+
+    def head(self, F, x):
+        pooled = [global_pool(F, part) for part in x if part is not None]
         return self.classify(pooled[0] if len(pooled) == 1 else F.concat(*pooled, dim=1))
 
 
@@ -166,9 +170,13 @@ class MobileNetV2(OctaveModel):
             self.tail.add(_Relu6(prefix='tail-relu6_'))
             self.make_head(last_channels, classes, final_drop)
 
-    def hybrid_forward(self, F, x):
-        high, _ = self.run_units((self.conv1(x), None))
-        return self.classify(global_pool(F, self.tail(high)))
+    first_stride = 2
+
+    def stem(self, F, x):
+        return self.conv1(x), None
+
+    def head(self, F, x):
+        return self.classify(global_pool(F, self.tail(x[0])))
 
 
 def mobilenet_v1_075(**kwargs):

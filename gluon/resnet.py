@@ -237,12 +237,12 @@ class _ResNet(OctaveModel):
             self.make_head(OUTS[-1], classes, final_drop)
         self.big_little = big_little
 
-    def hybrid_forward(self, F, x):
+    def stem(self, F, x):
         x = self.conv1(x)
-        x = self.conv2(x) if self.big_little else self.maxpool(x)
-        high, _ = self.run_units((x, None))
-        if self.pre_activation:
-            high = self.tail(high)
+        return (self.conv2(x) if self.big_little else self.maxpool(x)), None
+
+    def head(self, F, x):
+        high = self.tail(x[0]) if self.pre_activation else x[0]
         return self.classify(global_pool(F, high))
 
 

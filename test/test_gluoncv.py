@@ -1,0 +1,75 @@
+"""The models inside GluonCV: model zoo, export_block, ImageNet presets, feature extraction."""
+import pathlib
+
+import mxnet as mx
+import numpy as np
+import pytest
+from gluoncv import model_zoo
+from gluoncv.data.transforms.presets import imagenet
+from gluoncv.nn.feature import FeatureExpander, FeatureExtractor
+from gluoncv.utils import export_block
+
+from octconv.gluon import Backbone, get_model_list, register_gluoncv
+
+
+def test_registration_is_explicit_and_complete():
+    added = register_gluoncv()
+    assert added == ['oct_' + name for name in get_model_list()]
+    assert set(added) <= set(model_zoo.get_model_list())
+    assert register_gluoncv() == added          # a second call changes nothing
+    net = model_zoo.get_model('oct_resnet50_v1b', ratio=0.25, classes=10)
+    assert net.model_name == 'resnet50_v1b' and net.ratio == 0.25
+
+
+def test_imagenet_preset_and_export_block(tmp_path):
+    register_gluoncv()
+    net = model_zoo.get_model('oct_mobilenet_v1_075', ratio=0.375, classes=10)
+    net.initialize(mx.init.Uniform(0.1))
+    image = mx.nd.array(np.random.RandomState(0).randint(0, 256, (300, 260, 3)), dtype='uint8')
+    batch = imagenet.transform_eval(image)          # resize 256, center crop 224, normalise
+    assert batch.shape == (1, 3, 224, 224)
+    want = net(batch).asnumpy()
+    prefix = str(tmp_path / 'oct_mobilenet')
+    export_block(prefix, net, preprocess=None, layout='CHW')
+    imported = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'],
+                                            prefix + '-0000.params')
+    np.testing.assert_allclose(imported(batch).asnumpy(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['resnet50_v1b', 'densenet121', 'mobilenet_v2_100'])
+def test_feature_extractor_on_an_octave_backbone(name):
+    register_gluoncv()
+    net = model_zoo.get_model('oct_' + name, ratio=0.25)
+    net.initialize(mx.init.Uniform(0.1))
+    backbone = Backbone(net)
+    x = mx.nd.random.uniform(shape=(1, 3, 128, 160))
+    want = backbone(x)
+    extractor = FeatureExtractor(backbone, ['stride8', 'stride16', 'stride32'])
+    got = extractor(x)
+    assert [g.shape[2:] for g in got] == [(16, 20), (8, 10), (4, 5)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.asnumpy(), w.asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_feature_expander_adds_layers_after_the_backbone():
+    register_gluoncv()
+    net = model_zoo.get_model('oct_resnet50_v1b', ratio=0.25)
+    net.initialize(mx.init.Uniform(0.1))
+    expander = FeatureExpander(Backbone(net, strides=(16, 32)), ['stride16', 'stride32'],
+                               num_filters=[256, 128])
+    expander.collect_params('expand_.*').initialize()    # the layers FeatureExpander adds
+    shapes = [o.shape for o in expander(mx.nd.random.uniform(shape=(1, 3, 225, 225)))]
+    assert shapes == [(1, 1024, 15, 15), (1, 2048, 8, 8), (1, 256, 4, 4), (1, 128, 2, 2)]
+
+
+def test_readme_gluoncv_example_runs(tmp_path, monkeypatch, capsys):
+    readme = (pathlib.Path(__file__).parent.parent / 'README.md').read_text()
+    code = readme.split('<!-- gluoncv-example -->', 1)[1].split('```python', 1)[1]
+    code = code.split('```', 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, 'README.md', 'exec'), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == '(1, 10)'
+    assert printed[1] == '[(1, 512, 28, 28), (1, 1024, 14, 14), (1, 2048, 7, 7)]'
+    assert (tmp_path / 'oct_resnet50-symbol.json').exists()
+    assert (tmp_path / 'oct_resnet50-0000.params').exists()
