@@ -36,12 +36,13 @@ class DenseLayer(HybridBlock):
             self.bn2 = octave.BatchNorm(mid, prefix='bn2', **norm_kwargs)
             self.conv2 = octave.Conv2D(growth, 3, padding=1, in_channels=mid, use_bias=False,
                                        prefix='conv2')
-            self.relu = octave.Activation('relu')
+            self.relu1 = octave.Activation('relu', prefix='relu1')
+            self.relu2 = octave.Activation('relu', prefix='relu2')
 
     def hybrid_forward(self, F, x_high, x_low=None):
         x = (x_high, x_low)
-        out = self.conv1(*self.relu(*self.bn1(*x)))
-        out = self.conv2(*self.relu(*self.bn2(*out)))
+        out = self.conv1(*self.relu1(*self.bn1(*x)))
+        out = self.conv2(*self.relu2(*self.bn2(*out)))
         return _concat_pairs(F, x, out)
 
 
@@ -55,8 +56,8 @@ class Transition(HybridBlock):
             self.bn = octave.BatchNorm(in_channels, prefix='bn', **norm_kwargs)
             self.conv = octave.Conv2D(channels, 1, in_channels=in_channels, use_bias=False,
                                       prefix='conv')
-            self.pool = octave.AvgPool2D(2, strides=2)
-            self.relu = octave.Activation('relu')
+            self.relu = octave.Activation('relu', prefix='relu')
+            self.pool = octave.AvgPool2D(2, strides=2, prefix='pool')
 
     def hybrid_forward(self, F, x_high, x_low=None):
         return self.pool(*self.conv(*self.relu(*self.bn(x_high, x_low))))
@@ -76,8 +77,8 @@ class DenseNet(OctaveModel):
             self.conv1 = octave.Conv2D(stem, 7, strides=2, padding=3, in_channels=(3, -1),
                                        use_bias=False, prefix='conv1')
             self.bn1 = octave.BatchNorm(stem, prefix='bn1', **norm_kwargs)
-            self.relu1 = octave.Activation('relu')
-            self.maxpool = octave.MaxPool2D(3, strides=2, padding=1)
+            self.relu1 = octave.Activation('relu', prefix='relu1')
+            self.maxpool = octave.MaxPool2D(3, strides=2, padding=1, prefix='pool1')
             for stage, (count, r) in enumerate(zip(units, ratios), start=1):
                 index = 0
                 if stage > 1:

@@ -41,11 +41,12 @@ class DepthwiseSeparable(HybridBlock):
             self.conv2 = octave.Conv2D(channels, 1, in_channels=in_channels, use_bias=False,
                                        prefix='conv2')
             self.bn2 = octave.BatchNorm(channels, prefix='bn2', **norm_kwargs)
-            self.relu = octave.Activation('relu')
+            self.relu1 = octave.Activation('relu', prefix='relu1')
+            self.relu2 = octave.Activation('relu', prefix='relu2')
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        out = self.relu(*self.bn1(*self.conv1(x_high, x_low)))
-        return self.relu(*self.bn2(*self.conv2(*out)))
+        out = self.relu1(*self.bn1(*self.conv1(x_high, x_low)))
+        return self.relu2(*self.bn2(*self.conv2(*out)))
 
 
 class InvertedResidual(HybridBlock):
@@ -74,12 +75,13 @@ class InvertedResidual(HybridBlock):
             self.bn3 = octave.BatchNorm(out_planes, prefix='bn3',
                                         gamma_initializer='zeros' if last_gamma and
                                         self.use_shortcut else 'ones', **norm_kwargs)
-            self.relu6 = octave.Activation('relu6')
+            self.relu1 = octave.Activation('relu6', prefix='relu1')
+            self.relu2 = octave.Activation('relu6', prefix='relu2')
 
     def hybrid_forward(self, F, x_high, x_low=None):
         x = (x_high, x_low)
-        out = self.relu6(*self.bn1(*self.conv1(*x)))
-        out = self.relu6(*self.bn2(*self.conv2(*out)))
+        out = self.relu1(*self.bn1(*self.conv1(*x)))
+        out = self.relu2(*self.bn2(*self.conv2(*out)))
         out = self.bn3(*self.conv3(*out))
         return _sum_pairs(out, x) if self.use_shortcut else out
 

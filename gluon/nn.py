@@ -90,7 +90,7 @@ class Conv2D(HybridBlock):
             weights = self._children['conv_' + path]
             params[path] = (_value(F, weights.weight, like),
                             None if weights.bias is None else _value(F, weights.bias, like))
-        return octave_conv(F, self.spec, x_high, x_low, params)
+        return octave_conv(F, self.spec, x_high, x_low, params, name='')
 
     def __repr__(self):
         s = self.spec
@@ -127,19 +127,23 @@ class BatchNorm(HybridBlock):
 
 
 class Activation(HybridBlock):
-    """The same activation on each part: 'relu', 'relu6', 'sigmoid', 'tanh', 'softrelu'..."""
+    """The same activation on each part: 'relu', 'relu6', 'sigmoid', 'tanh', 'softrelu'...
 
-    def __init__(self, activation='relu', **kwargs):
-        super().__init__(**kwargs)
+    Operators are named ``<prefix>-h`` and ``<prefix>-l``.
+    """
+
+    def __init__(self, activation='relu', prefix=None, params=None):
+        super().__init__(prefix=prefix, params=params)
         self.activation = activation
 
-    def _apply(self, F, x):
+    def _apply(self, F, x, part):
         if self.activation == 'relu6':
-            return F.clip(x, 0, 6)
-        return F.Activation(x, act_type=self.activation)
+            return F.clip(x, 0, 6, name='-' + part)
+        return getattr(F, self.activation)(x, name='-' + part)
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        return tuple(None if x is None else self._apply(F, x) for x in (x_high, x_low))
+        return tuple(None if x is None else self._apply(F, x, part)
+                     for x, part in zip((x_high, x_low), 'hl'))
 
 
 class _Pool2D(HybridBlock):
@@ -156,7 +160,7 @@ class _Pool2D(HybridBlock):
             self._kwargs['count_include_pad'] = count_include_pad
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        return octave_pool(F, x_high, x_low, **self._kwargs)
+        return octave_pool(F, x_high, x_low, name='', **self._kwargs)
 
 
 class AvgPool2D(_Pool2D):

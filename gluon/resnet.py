@@ -65,7 +65,9 @@ class BottleneckV1(HybridBlock):
                                         **norm_kwargs)
             self.se_block = (octave.SE(se_planes, in_channels=out_planes, prefix='se')
                              if use_se else None)
-            self.relu = octave.Activation('relu')
+            self.relu1 = octave.Activation('relu', prefix='relu1')
+            self.relu2 = octave.Activation('relu', prefix='relu2')
+            self.relu3 = octave.Activation('relu', prefix='relu3')
             self.project = strides != 1 or tuple(in_planes) != tuple(out_planes)
             if self.project:
                 if extra_bn:
@@ -79,8 +81,8 @@ class BottleneckV1(HybridBlock):
     def hybrid_forward(self, F, x_high, x_low=None):
         x = (x_high, x_low)
         out = self.bn1a(*x) if self.extra_bn else x
-        out = self.relu(*self.bn1(*self.conv1(*out)))
-        out = self.relu(*self.bn2(*self.conv2(*out)))
+        out = self.relu1(*self.bn1(*self.conv1(*out)))
+        out = self.relu2(*self.bn2(*self.conv2(*out)))
         out = self.bn3(*self.conv3(*out))
         if self.se_block is not None:
             out = self.se_block(*out)
@@ -88,7 +90,7 @@ class BottleneckV1(HybridBlock):
         if self.project:
             shortcut = self.bn4a(*x) if self.extra_bn else x
             shortcut = self.bn4(*self.conv4(*shortcut))
-        return self.relu(*_sum_pairs(out, shortcut))
+        return self.relu3(*_sum_pairs(out, shortcut))
 
 
 class BottleneckV2(HybridBlock):
@@ -116,21 +118,24 @@ class BottleneckV2(HybridBlock):
                                        use_bias=False, prefix='conv3')
             self.se_block = (octave.SE(se_planes, in_channels=out_planes, prefix='se')
                              if use_se else None)
-            self.relu = octave.Activation('relu')
+            self.relu1 = octave.Activation('relu', prefix='relu1')
+            self.relu2 = octave.Activation('relu', prefix='relu2')
+            self.relu3 = octave.Activation('relu', prefix='relu3')
             self.project = strides != 1 or tuple(in_planes) != tuple(out_planes)
             if self.project:
                 self.bn4 = octave.BatchNorm(in_planes, prefix='bn4', **norm_kwargs)
+                self.relu4 = octave.Activation('relu', prefix='relu4')
                 self.conv4 = octave.Conv2D(out_planes, 1, strides=strides, in_channels=in_planes,
                                            prefix='conv4')
 
     def hybrid_forward(self, F, x_high, x_low=None):
         x = (x_high, x_low)
-        out = self.conv1(*self.relu(*self.bn1(*x)))
-        out = self.conv2(*self.relu(*self.bn2(*out)))
-        out = self.conv3(*self.relu(*self.bn3(*out)))
+        out = self.conv1(*self.relu1(*self.bn1(*x)))
+        out = self.conv2(*self.relu2(*self.bn2(*out)))
+        out = self.conv3(*self.relu3(*self.bn3(*out)))
         if self.se_block is not None:
             out = self.se_block(*out)
-        shortcut = self.conv4(*self.relu(*self.bn4(*x))) if self.project else x
+        shortcut = self.conv4(*self.relu4(*self.bn4(*x))) if self.project else x
         return _sum_pairs(out, shortcut)
 
 

@@ -269,7 +269,7 @@ def _sum(F, parts, name):
     return F.ElementWiseSum(*parts, name=name)
 
 
-def octave_conv(F, spec, x_high, x_low, params):
+def octave_conv(F, spec, x_high, x_low, params, name=None):
     """Build Eq. 4 for one layer.
 
     Parameters
@@ -283,6 +283,9 @@ def octave_conv(F, spec, x_high, x_low, params):
         present exactly when ``spec.in_channels`` says so.
     params : dict
         ``{path: (weight, bias_or_None)}`` for every path in ``spec.paths``.
+    name : str, optional
+        Prefix of the operator names (``<name>-h2l`` ...); ``spec.name`` by
+        default. Gluon passes '' since its name scope already adds the prefix.
 
     Returns
     -------
@@ -292,7 +295,7 @@ def octave_conv(F, spec, x_high, x_low, params):
         channels is ``None``.
     """
     _check_inputs(spec, x_high, x_low)
-    name = spec.name
+    name = spec.name if name is None else name
     paths = spec.paths
     if spec.stride == 2 and x_high is not None:
         x_high = downsample(F, x_high, name='%s-h_down' % name)
