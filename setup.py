@@ -23,13 +23,16 @@ setup(
     python_requires='>=3.8,<3.12',
     packages=['octconv'] + ['octconv.' + name for name in SUBPACKAGES],
     package_dir=dict({'octconv': '.'}, **{'octconv.' + name: name for name in SUBPACKAGES}),
-    install_requires=['mxnet==1.9.1', 'numpy==1.23.5', 'gluoncv==0.10.5.post0', 'matplotlib'],
+    install_requires=['mxnet==1.9.1', 'numpy==1.23.5', 'gluoncv==0.10.5.post0', 'matplotlib',
+                      'tqdm', 'scikit-learn==1.5.2'],
     extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime==1.22.1'],
                     'test': ['pytest', 'onnx==1.16.2', 'onnxruntime==1.22.1']},
     entry_points={'console_scripts': [
         'octconv-flops = octconv.utils.flops:main',
         'octconv-summary = octconv.utils.summary:main',
         'octconv-plot-ablation = octconv.utils.plot_ablation:main',
+        'octconv-im2rec = octconv.utils.im2rec:main',
+        'octconv-score = octconv.train.score:main',
     ]},
     cmdclass={'build_py': BuildPy},
 )

@@ -7,7 +7,8 @@ from mxnet.gluon.block import HybridBlock
 from ..utils.octave import check_ratio, split_channels
 from .nn import Adapter
 
-__all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'octave_channels', 'trainable_parameters',
+__all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'check_parameter_file',
+           'octave_channels', 'trainable_parameters',
            'global_pool']
 
 
@@ -18,6 +19,38 @@ class CheckpointMismatch(ValueError):
 def octave_channels(channels, ratio):
     """``(high, low)`` of ``channels`` at ``ratio``, with -1 for an absent part."""
     return tuple(c if c > 0 else -1 for c in split_channels(channels, ratio))
+
+
+def check_parameter_file(filename, expected, model, allow_missing=False, ignore_extra=False):
+    """Compare a parameter file with ``expected`` = ``{name: shape}`` before loading it.
+
+    ``arg:`` / ``aux:`` prefixes (Module checkpoints) are ignored. Raises
+    :class:`CheckpointMismatch` naming ``model``, the file and the first parameter
+    that is missing, unexpected or of another shape.
+    """
+    try:
+        loaded = mx.nd.load(filename)
+    except mx.MXNetError as err:
+        raise CheckpointMismatch('%s: not an MXNet parameter file (%s)'
+                                 % (filename, str(err).splitlines()[0])) from None
+    if not isinstance(loaded, dict):
+        raise CheckpointMismatch('%s holds no named parameters' % filename)
+    loaded = {k.split(':', 1)[-1]: v for k, v in loaded.items()}
+    where = '%s cannot load %s' % (model, filename)
+    for name in sorted(expected):
+        if name not in loaded:
+            if not allow_missing:
+                raise CheckpointMismatch('%s: parameter %s is missing from the file'
+                                         % (where, name))
+        elif tuple(loaded[name].shape) != tuple(expected[name]):
+            raise CheckpointMismatch('%s: parameter %s has shape %s in the file, the model '
+                                     'needs %s' % (where, name, tuple(loaded[name].shape),
+                                                   tuple(expected[name])))
+    extra = sorted(set(loaded) - set(expected))
+    if extra and not ignore_extra:
+        raise CheckpointMismatch('%s: the file has parameter %s, which the model does not have'
+                                 % (where, extra[0]))
+    return loaded
 
 
 def global_pool(F, x):
@@ -99,25 +132,9 @@ class OctaveModel(HybridBlock):
         Raises :class:`CheckpointMismatch` naming the model, the ratio and the
         first parameter that is missing, unexpected or of another shape.
         """
-        loaded = mx.nd.load(filename)
-        if not isinstance(loaded, dict):
-            raise CheckpointMismatch('%s holds no named parameters' % filename)
-        loaded = {k.split(':', 1)[-1]: v for k, v in loaded.items()}
         expected = {name: p.shape for name, p in self._collect_params_with_prefix().items()}
-        where = '%s (ratio %s) cannot load %s' % (self.model_name, self.ratio, filename)
-        for name in sorted(expected):
-            if name not in loaded:
-                if not allow_missing:
-                    raise CheckpointMismatch('%s: parameter %s is missing from the file'
-                                             % (where, name))
-            elif tuple(loaded[name].shape) != tuple(expected[name]):
-                raise CheckpointMismatch('%s: parameter %s has shape %s in the file, the model '
-                                         'needs %s' % (where, name, tuple(loaded[name].shape),
-                                                       tuple(expected[name])))
-        extra = sorted(set(loaded) - set(expected))
-        if extra and not ignore_extra:
-            raise CheckpointMismatch('%s: the file has parameter %s, which the model does not '
-                                     'have' % (where, extra[0]))
+        check_parameter_file(filename, expected, '%s (ratio %s)' % (self.model_name, self.ratio),
+                             allow_missing=allow_missing, ignore_extra=ignore_extra)
         super().load_parameters(filename, ctx=ctx, allow_missing=allow_missing,
                                 ignore_extra=ignore_extra, cast_dtype=cast_dtype,
                                 dtype_source=dtype_source)

@@ -1,7 +1,8 @@
 """Command-line flags shared by the tools: which model, at which ratio and input size."""
 import argparse
 
-__all__ = ['add_model_args', 'model_symbol', 'input_shape', 'describe', 'parser_with_model_args']
+__all__ = ['add_model_args', 'add_data_args', 'add_device_args', 'contexts', 'model_symbol',
+           'input_shape', 'describe', 'parser_with_model_args', 'data_source']
 
 
 def add_model_args(parser):
@@ -56,3 +57,68 @@ def model_symbol(args):
 def parser_with_model_args(prog, description):
     """An ``ArgumentParser`` with the model flags already added."""
     return add_model_args(argparse.ArgumentParser(prog=prog, description=description))
+
+
+def add_data_args(parser, train=False):
+    """Data flags: RecordIO files or an image folder (default: the embedded demo data)."""
+    group = parser.add_argument_group('data (default: the embedded demo digits)')
+    if train:
+        group.add_argument('--rec-train', help='training .rec file (its .idx beside it)')
+        group.add_argument('--rec-train-idx', help='training .idx file')
+    group.add_argument('--rec-val', help='validation .rec file (its .idx beside it)')
+    group.add_argument('--rec-val-idx', help='validation .idx file')
+    group.add_argument('--data-dir', help='image folders %s' % (
+        'DIR/train/<class>/ and DIR/val/<class>/' if train else 'DIR/<class>/<image>'))
+    group.add_argument('--convention', choices=('gluon', 'symbol'), default=None,
+                       help="normalisation: 'gluon' (mean 123.68.., std 58.4..) or 'symbol' "
+                            "(mean 124,117,104, scale 0.0167, bicubic); default by API")
+    group.add_argument('--crop-ratio', type=float, default=0.875,
+                       help='validation: center crop of the image resized to '
+                            'ceil(input_size / crop_ratio) (default 0.875)')
+    group.add_argument('-j', '--num-data-workers', dest='workers', type=int, default=2,
+                       help='decoding threads (default 2)')
+    group.add_argument('--validate', action='store_true',
+                       help='also decode every image of the .rec files before starting')
+    return parser
+
+
+def add_device_args(parser):
+    """``--gpus`` and ``--dtype``."""
+    group = parser.add_argument_group('devices')
+    group.add_argument('--gpus', default='', help="GPU ids, e.g. '0,1'; empty = CPU")
+    group.add_argument('--dtype', choices=('float32', 'float16'), default='float32',
+                       help='float16 needs a GPU (MXNet has no float16 GEMM on CPU)')
+    return parser
+
+
+def contexts(args):
+    """The devices of ``--gpus``; ValueError for float16 on CPU or GPUs that are missing."""
+    import mxnet as mx
+    ids = [int(i) for i in args.gpus.split(',') if i.strip()] if args.gpus else []
+    if ids and mx.context.num_gpus() < max(ids) + 1:
+        raise ValueError('--gpus %s asks for GPU %d but %d GPU(s) are visible'
+                         % (args.gpus, max(ids), mx.context.num_gpus()))
+    if not ids and args.dtype == 'float16':
+        raise ValueError('--dtype float16 needs --gpus: MXNet has no float16 matrix multiply '
+                         'on the CPU')
+    return [mx.gpu(i) for i in ids] or [mx.cpu()]
+
+
+def data_source(args, split, batch_size, num_classes=None, num_parts=1, part_index=0, seed=0):
+    """The iterator for ``split`` ('train' or 'val') from the data flags (demo data if none)."""
+    import os
+    from .data import open_source
+    from .demo_data import demo_records
+    rec = getattr(args, 'rec_%s' % split, None)
+    idx = getattr(args, 'rec_%s_idx' % split, None)
+    folder = os.path.join(args.data_dir, split) if args.data_dir else None
+    if args.data_dir and split == 'val' and not hasattr(args, 'rec_train'):
+        folder = args.data_dir                   # score.py: --data-dir is the folder itself
+    if rec is None and folder is None:
+        rec = demo_records()[split]
+    height = (args.input_size * 2)[0]
+    return open_source(rec, idx, folder, train=split == 'train', batch_size=batch_size,
+                       input_size=height, crop_ratio=args.crop_ratio, num_classes=num_classes,
+                       threads=args.workers, convention=args.convention or 'gluon',
+                       num_parts=num_parts, part_index=part_index, seed=seed,
+                       validate=args.validate)

@@ -1,0 +1,236 @@
+"""RecordIO packing and checking, both iterators, the demo data, and score.py."""
+import json
+import os
+import struct
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from octconv.gluon import get_model
+from octconv.train import score
+from octconv.utils import data, demo_data, im2rec
+from octconv.utils.recordio_check import DataError, check_recordio
+
+COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0)]     # BGR: red, green, blue classes
+
+
+@pytest.fixture(scope='module')
+def tree(tmp_path_factory):
+    """root/<class>/ with 7 constant-colour 40x56 images per class (21 images)."""
+    root = tmp_path_factory.mktemp('tree')
+    for label, colour in enumerate(COLOURS):
+        folder = root / ('class%d' % label)
+        folder.mkdir()
+        for i in range(7):
+            image = np.zeros((40, 56, 3), np.uint8) + np.array(colour, np.uint8)
+            cv2.imwrite(str(folder / ('%d.png' % i)), image)
+    return str(root)
+
+
+@pytest.fixture(scope='module')
+def packed(tree, tmp_path_factory):
+    prefix = str(tmp_path_factory.mktemp('rec') / 'set')
+    assert im2rec.main([tree, prefix, '--val-ratio', '0.3', '--threads', '2']) == 0
+    return prefix
+
+
+def test_packing_writes_lst_rec_idx_and_a_stratified_split(packed):
+    for split, count in (('train', 15), ('val', 6)):
+        for ext in ('.lst', '.rec', '.idx'):
+            assert os.path.isfile('%s_%s%s' % (packed, split, ext))
+        info = check_recordio(packed + '_%s.rec' % split, packed + '_%s.idx' % split,
+                              num_classes=3, decode=True)
+        assert info.count == count and info.labels == {0, 1, 2}
+    assert open(packed + '_classes.txt').read().split() == ['class0', 'class1', 'class2']
+
+
+@pytest.mark.parametrize('convention', ['gluon', 'symbol'])
+def test_validation_iterator_normalises_constant_colours(packed, convention):
+    it = data.val_iter(packed + '_val.rec', packed + '_val.idx', batch_size=4, input_size=32,
+                       convention=convention)
+    norm = data.NORMALIZATIONS[convention]
+    seen = 0
+    for x, y, valid in data.batches(it):
+        assert x.shape[1:] == (3, 32, 32)
+        for image, label in zip(x.asnumpy(), y.asnumpy().astype(int)):
+            rgb = np.array(COLOURS[label][::-1], float)
+            want = (rgb - np.array(norm.mean)) / np.array(norm.std)
+            np.testing.assert_allclose(image.mean(axis=(1, 2)), want, atol=0.02)
+            assert image.std(axis=(1, 2)).max() < 0.02
+        seen += valid
+    assert seen == 6          # 6 images, batch 4: the padded rows are dropped
+
+
+def test_training_iterator_shapes_labels_and_parts(packed):
+    parts = []
+    for part in range(2):
+        it = data.train_iter(packed + '_train.rec', packed + '_train.idx', batch_size=4,
+                             input_size=24, num_parts=2, part_index=part, seed=1)
+        x, y, _ = next(data.batches(it))
+        assert x.shape == (4, 3, 24, 24) and set(y.asnumpy().astype(int)) <= {0, 1, 2}
+        parts.append(it.num_images)
+    assert parts == [7, 7]
+
+
+def test_center_crop_geometry(tmp_path):
+    root = tmp_path / 'geo'
+    (root / 'a').mkdir(parents=True)
+    image = np.zeros((64, 96, 3), np.uint8)
+    image[16:48, 32:64] = 255                        # a centred 32x32 white square
+    cv2.imwrite(str(root / 'a' / 'x.png'), image)
+    prefix = str(tmp_path / 'geo')
+    im2rec.pack(str(root), prefix, val_ratio=0)
+    it = data.val_iter(prefix + '.rec', prefix + '.idx', batch_size=1, input_size=28,
+                       crop_ratio=0.875)
+    x = next(data.batches(it))[0].asnumpy()[0, 0]
+    # shorter side 64 -> 32 (x0.5): square at rows 8..24, cols 16..32; crop 28 at (2, 10)
+    bright = np.argwhere(x > 0)
+    assert np.allclose(bright.mean(axis=0), (13.5, 13.5), atol=0.6)
+    assert 14 <= bright[:, 0].max() - bright[:, 0].min() + 1 <= 18
+    loader = data.image_folder_loader(str(root), 1, train=False, input_size=28)
+    y = next(data.batches(loader))[0].asnumpy()[0, 0]
+    assert np.allclose(np.argwhere(y > 0).mean(axis=0), (13.5, 13.5), atol=0.6)
+
+
+def test_image_folder_loaders(tree):
+    train = data.image_folder_loader(tree, 5, train=True, input_size=24)
+    x, y, valid = next(data.batches(train))
+    assert x.shape == (5, 3, 24, 24) and valid == 5
+    val = data.image_folder_loader(tree, 8, train=False, input_size=24)
+    assert sum(valid for _, _, valid in data.batches(val)) == 21
+
+
+def test_score_counts_every_image_once_and_matches_numpy(packed):
+    net = get_model('mobilenet_v1_075', ratio=0.375, classes=3)
+    net.initialize(mx.init.Xavier(magnitude=3))
+    source = data.val_iter(packed + '_val.rec', None, batch_size=4, input_size=32)
+    result = score.score(net, source, progress=False)
+    assert result['images'] == 6
+    one_by_one = data.val_iter(packed + '_val.rec', None, batch_size=1, input_size=32)
+    hits = [int(np.argmax(net(x).asnumpy()) == int(y.asscalar()))
+            for x, y, _ in data.batches(one_by_one)]
+    assert len(hits) == 6 and result['top1'] == pytest.approx(np.mean(hits))
+    assert result['top5'] == 1.0          # 3 classes: always in the top 5
+
+
+def test_topk_against_hand_values():
+    logits = np.array([[0.1, 0.9, 0.0], [0.8, 0.05, 0.15], [0.2, 0.3, 0.5]])
+    assert score.topk_correct(logits, np.array([1, 2, 0]), k=2) == (1, 2)
+
+
+def test_score_cli_with_a_gluon_checkpoint(packed, tmp_path, capsys):
+    net = get_model('resnet50_v1b', ratio=0.25, classes=3)
+    net.initialize()
+    params = str(tmp_path / 'r50.params')
+    net.save_parameters(params)
+    out = str(tmp_path / 'result.jsonl')
+    assert score.main(['--model', 'resnet50_v1b', '--ratio', '0.25', '--params', params,
+                       '--rec-val', packed + '_val.rec', '--input-size', '32',
+                       '--batch-size', '4', '--quiet', '--json-out', out]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line['images'] == 6 and line['model'] == 'resnet50_v1b' and line['ratio'] == 0.25
+    assert json.loads(open(out).read()) == line
+
+
+def test_score_cli_with_a_module_checkpoint(packed, tmp_path, capsys):
+    import octconv.symbol as S
+    symbol = S.get_symbol('resnetv2', 26, num_classes=3, ratio=0.25)
+    mod = mx.mod.Module(symbol)
+    mod.bind(data_shapes=[('data', (1, 3, 32, 32))], label_shapes=[('softmax_label', (1,))])
+    mod.init_params(mx.init.Xavier())
+    prefix = str(tmp_path / 'a02_resnet-26')
+    mod.save_checkpoint(prefix, 3)
+    args = ['--model', prefix, '--epoch', '3', '--rec-val', packed + '_val.rec',
+            '--input-size', '32', '--batch-size', '4', '--quiet']
+    assert score.main(args) == 0
+    with_json = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    os.remove(prefix + '-symbol.json')          # only the parameters: build the symbol
+    assert score.main(args + ['--network', 'resnetv2', '--depth', '26', '--ratio', '0.25']) == 0
+    built = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert built['top1'] == with_json['top1'] and built['images'] == 6
+    assert score.main(args + ['--network', 'resnetv2', '--depth', '26', '--ratio', '0.5']) == 2
+    assert 'has shape' in capsys.readouterr().err
+
+
+def test_released_ablation_names():
+    assert score.released_ablation('a03_resnet-50_alpha-0.250.tar') == ('resnetv2', 50, 0.25)
+    assert score.released_ablation('a04_resnext-50_32x4d_alpha-0.500.tar') == (
+        'resnextv2_32x4d', 50, 0.5)
+    assert score.released_ablation('a05_se-resnet-50_alpha-0.000.tar') == ('seresnetv2', 50, -1)
+    assert score.released_ablation('notes.txt') is None
+
+
+def _copy(src, dst, transform=lambda b: b):
+    with open(src, 'rb') as f:
+        content = f.read()
+    with open(dst, 'wb') as f:
+        f.write(transform(content))
+    return dst
+
+
+def test_bad_files_raise_errors_instead_of_crashing(packed, tmp_path):
+    rec, idx = packed + '_val.rec', packed + '_val.idx'
+    with pytest.raises(DataError, match=r'missing\.idx: \.idx file not found'):
+        data.val_iter(rec, str(tmp_path / 'missing.idx'), batch_size=2, input_size=32)
+    truncated = _copy(rec, str(tmp_path / 't.rec'), lambda b: b[:len(b) - 100])
+    with pytest.raises(DataError, match=r't\.rec, record 5 at byte \d+: .*truncated file'):
+        check_recordio(truncated)
+    bad_magic = _copy(rec, str(tmp_path / 'm.rec'), lambda b: b'\x00\x00\x00\x00' + b[4:])
+    with pytest.raises(DataError, match=r'm\.rec, record 0 at byte 0: wrong magic number'):
+        data.val_iter(bad_magic, None, batch_size=2, input_size=32)
+    with pytest.raises(DataError, match=r'label [12] is not a class index in \[0, 1\)'):
+        check_recordio(rec, idx, num_classes=1)
+    # an image whose bytes are not a picture: framing fine, decoding fails
+    broken = str(tmp_path / 'broken')
+    writer = mx.recordio.MXIndexedRecordIO(broken + '.idx', broken + '.rec', 'w')
+    writer.write_idx(0, mx.recordio.pack(mx.recordio.IRHeader(0, 0., 0, 0), b'not a jpeg' * 9))
+    writer.close()
+    check_recordio(broken + '.rec', broken + '.idx')                   # fast scan passes
+    with pytest.raises(DataError, match=r'broken\.rec, record 0 at byte 0: .*cannot be decoded'):
+        check_recordio(broken + '.rec', broken + '.idx', decode=True)
+    with open(str(tmp_path / 'idx_bad.idx'), 'w') as f:
+        f.write('0\t3\n')
+    with pytest.raises(DataError, match='not the start of a record'):
+        check_recordio(rec, str(tmp_path / 'idx_bad.idx'))
+
+
+def test_score_cli_refuses_bad_data_and_writes_nothing(packed, tmp_path, capsys):
+    net = get_model('mobilenet_v1_075', ratio=0.375, classes=3)
+    net.initialize()
+    params = str(tmp_path / 'm.params')
+    net.save_parameters(params)
+    truncated = _copy(packed + '_val.rec', str(tmp_path / 'v.rec'), lambda b: b[:-50])
+    out = tmp_path / 'result.jsonl'
+    assert score.main(['--model', 'mobilenet_v1_075', '--ratio', '0.375', '--params', params,
+                       '--rec-val', truncated, '--json-out', str(out), '--quiet']) == 2
+    assert 'v.rec, record 5' in capsys.readouterr().err and not out.exists()
+
+
+def test_empty_folders_are_errors(tmp_path):
+    with pytest.raises(DataError, match='no class folders'):
+        im2rec.list_image_folder(str(tmp_path))
+    (tmp_path / 'cat').mkdir()
+    (tmp_path / 'dog').mkdir()
+    cv2.imwrite(str(tmp_path / 'cat' / 'a.png'), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(DataError, match="class folder 'dog' holds no image"):
+        data.image_folder_loader(str(tmp_path), 2, train=False)
+    assert im2rec.main([str(tmp_path), str(tmp_path / 'out')]) == 2
+
+
+def test_demo_data_builds_from_the_scikit_learn_wheel(tmp_path):
+    images, labels = demo_data.load_digits()
+    assert images.shape == (1797, 8, 8) and set(labels) == set(range(10))
+    paths = demo_data.demo_records(str(tmp_path))
+    train = check_recordio(paths['train'], paths['train'][:-4] + '.idx', num_classes=10,
+                           decode=True)
+    val = check_recordio(paths['val'], paths['val'][:-4] + '.idx', num_classes=10)
+    assert train.count + val.count == 1797 and val.count == 359
+    assert len(os.listdir(os.path.join(paths['folder'], '7'))) == int((labels == 7).sum())
+
+
+def test_record_header_layout():
+    # the 24-byte IRHeader the checker parses is what mxnet writes
+    packed = mx.recordio.pack(mx.recordio.IRHeader(0, 3., 7, 0), b'xyz')
+    assert struct.unpack('<IfQQ', packed[:24]) == (0, 3.0, 7, 0) and packed[24:] == b'xyz'

@@ -1,0 +1,251 @@
+"""``octconv-score``: single center-crop top-1 / top-5 of a checkpoint.
+
+Two kinds of checkpoint:
+
+- an MXNet Module checkpoint ``--model PREFIX --epoch N`` (``PREFIX-symbol.json``
+  and ``PREFIX-%04d.params`` with ``arg:``/``aux:`` keys, what a released
+  ablation .tar holds); without the JSON the symbol is built from
+  ``--network --depth --ratio``;
+- a Gluon model ``--model NAME --ratio R [--use-se] --params FILE``.
+
+Data: ``--rec-val`` (.rec with its .idx), ``--data-dir`` (an image folder), or
+by default the embedded demo digits. Every image is counted exactly once
+(padding of the last batch is dropped). ``--table DIR`` scores every released
+checkpoint found in DIR beside the paper's table. The result is printed and
+also written as one JSON line.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+import tarfile
+import tempfile
+import time
+
+import mxnet as mx
+import numpy as np
+
+from ..gluon import get_model
+from ..gluon.base import CheckpointMismatch, check_parameter_file
+from ..utils.cli import add_data_args, add_device_args, contexts, data_source
+from ..utils.data import DataError, batches
+
+__all__ = ['topk_correct', 'score', 'load_module_checkpoint', 'load_gluon_model',
+           'released_ablation', 'main']
+
+
+def topk_correct(logits, labels, k=5):
+    """``(top-1 hits, top-k hits)`` of numpy ``logits`` (N, C) for integer ``labels`` (N,)."""
+    labels = labels.astype(int).reshape(-1, 1)
+    ranked = np.argsort(-logits, axis=1)[:, :k]
+    return int((ranked[:, 0:1] == labels).sum()), int((ranked == labels).any(axis=1).sum())
+
+
+def num_images(source):
+    """Images in a source when known (DataLoader, or a checked .rec), else None."""
+    dataset = getattr(source, '_dataset', None)
+    return len(dataset) if dataset is not None else getattr(source, 'num_images', None)
+
+
+def score(net, source, ctx=(mx.cpu(),), dtype='float32', progress=True):
+    """Top-1 / top-5 of ``net`` over ``source``, every image once.
+
+    Returns ``{'images', 'top1', 'top5', 'images_per_s'}`` (accuracies in [0, 1]).
+    Each batch is split over the devices ``ctx``.
+    """
+    from tqdm import tqdm
+    images = top1 = top5 = 0
+    bar = tqdm(total=num_images(source), unit='img', desc='scoring', disable=not progress)
+    start = time.time()
+    for data, label, valid in batches(source):
+        parts = mx.gluon.utils.split_and_load(data, list(ctx), even_split=False)
+        logits = np.concatenate([net(x.astype(dtype, copy=False)).astype('float32').asnumpy()
+                                 for x in parts])
+        hit1, hit5 = topk_correct(logits, label.asnumpy())
+        images, top1, top5 = images + valid, top1 + hit1, top5 + hit5
+        bar.update(valid)
+        bar.set_postfix(top1='%.4f' % (top1 / images))
+    bar.close()
+    if images == 0:
+        raise DataError('the data source yielded no images')
+    elapsed = time.time() - start
+    return {'images': images, 'top1': top1 / images, 'top5': top5 / images,
+            'images_per_s': images / elapsed}
+
+
+def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-1,
+                           input_size=224):
+    """A SymbolBlock of the logits of a Module checkpoint, its parameters loaded and checked."""
+    from ..symbol import get_linear
+    params = '%s-%04d.params' % (prefix, epoch)
+    if not os.path.isfile(params):
+        raise DataError('%s: checkpoint parameters not found' % params)
+    if os.path.isfile(prefix + '-symbol.json'):
+        symbol = mx.sym.load(prefix + '-symbol.json')
+        model = prefix
+    else:
+        if network is None or depth is None:
+            raise ValueError('%s-symbol.json not found: give --network and --depth (and '
+                             '--ratio) to build the symbol' % prefix)
+        weights = mx.nd.load(params)
+        classes = weights.get('arg:classifier_weight', weights.get('classifier_weight'))
+        symbol = get_linear(network, depth, num_classes=classes.shape[0] if classes is not None
+                            else 1000, ratio=ratio)
+        model = '%s-%d (ratio %s)' % (network, depth, ratio)
+    if 'softmax_label' in symbol.list_arguments():
+        symbol = symbol.get_children()[0]          # the logits under SoftmaxOutput
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, input_size, input_size))
+    expected = dict(zip(symbol.list_arguments(), arg_shapes))
+    expected.update(zip(symbol.list_auxiliary_states(), aux_shapes))
+    expected.pop('data')
+    check_parameter_file(params, expected, model, ignore_extra=True)
+    net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    net.collect_params().load(params, ctx=ctx, ignore_extra=True)
+    return net
+
+
+def load_gluon_model(name, ratio, params, ctx, use_se=False):
+    """A Gluon model with ``params`` loaded (classes taken from the file's classifier)."""
+    if not os.path.isfile(params):
+        raise DataError('%s: parameter file not found' % params)
+    classifier = mx.nd.load(params).get('classifer.weight')
+    classes = classifier.shape[0] if classifier is not None else 1000
+    net = get_model(name, ratio=ratio, classes=classes, **({'use_se': True} if use_se else {}))
+    net.load_parameters(params, ctx=ctx)
+    return net
+
+
+_ABLATION = re.compile(r'a\d\d_(?P<net>[a-z-]+)-(?P<depth>\d+)(?P<x>_32x4d)?_alpha-(?P<a>[\d.]+)'
+                       r'\.tar$')
+_NETWORKS = {'densenet': 'densenet', 'resnet': 'resnetv2', 'se-resnet': 'seresnetv2',
+             'resnext': 'resnextv2_32x4d'}
+
+
+def released_ablation(filename):
+    """``(network, depth, ratio)`` of a released ablation file name, or None.
+
+    ``a03_resnet-50_alpha-0.250.tar`` -> ``('resnetv2', 50, 0.25)``; alpha 0 is the
+    vanilla baseline (ratio -1).
+    """
+    match = _ABLATION.match(os.path.basename(filename))
+    if not match or match.group('net') not in _NETWORKS:
+        return None
+    ratio = float(match.group('a'))
+    return _NETWORKS[match.group('net')], int(match.group('depth')), ratio if ratio > 0 else -1
+
+
+def _score_table(directory, args, ctx):
+    """Score every released checkpoint in ``directory``; rows with the paper's figures."""
+    from ..gluon.model_zoo import RELEASED
+    from ..utils.paper import TABLE_A, TABLE_B
+    rows = []
+    by_file = {f: key for key, f in RELEASED.items()}
+    for path in sorted(glob.glob(os.path.join(directory, '*'))):
+        name = os.path.basename(path)
+        if name in by_file:
+            model, ratio, use_se = by_file[name]
+            net = load_gluon_model(model, ratio, path, ctx, use_se)
+            args.convention = args.convention or 'gluon'
+            paper = next(r for r in TABLE_B if (r.model, r.ratio, r.use_se) == by_file[name])
+        elif released_ablation(name):
+            network, depth, ratio = released_ablation(name)
+            net = _load_ablation_tar(path, ctx, network, depth, ratio)
+            args.convention = args.convention or 'symbol'
+            paper = next((r for r in TABLE_A if (r.network, r.depth, r.ratio) ==
+                          (network, depth, ratio)), None)
+        else:
+            continue
+        result = score(net, data_source(args, 'val', args.batch_size), ctx, args.dtype)
+        result.update(file=name, paper_top1=paper and paper.top1, paper_top5=paper and paper.top5)
+        rows.append(result)
+    if not rows:
+        raise DataError('%s: no released checkpoint found (expected the released file names, '
+                        'e.g. resnet152_v1f_alpha-0.125.params, a03_resnet-50_alpha-0.250.tar)'
+                        % directory)
+    return rows
+
+
+def _load_ablation_tar(path, ctx, network, depth, ratio):
+    folder = tempfile.mkdtemp(prefix='octconv-')
+    with tarfile.open(path) as archive:
+        archive.extractall(folder, filter='data')
+    params = sorted(glob.glob(os.path.join(folder, '**', '*-[0-9][0-9][0-9][0-9].params'),
+                              recursive=True))
+    if not params:
+        raise DataError('%s: no PREFIX-NNNN.params inside' % path)
+    prefix, epoch = params[-1][:-12], int(params[-1][-11:-7])
+    return load_module_checkpoint(prefix, epoch, ctx, network, depth, ratio)
+
+
+def build_parser():
+    """The command-line flags of octconv-score."""
+    parser = argparse.ArgumentParser(prog='octconv-score', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model', help='Module checkpoint PREFIX, or a Gluon model name')
+    parser.add_argument('--epoch', type=int, help='Module checkpoint epoch')
+    parser.add_argument('--params', help='Gluon parameter file')
+    parser.add_argument('--network', help='Symbol network, when PREFIX-symbol.json is absent')
+    parser.add_argument('--depth', type=int, help='Symbol network depth')
+    parser.add_argument('--ratio', type=float, default=-1, help='octave ratio (default -1)')
+    parser.add_argument('--use-se', action='store_true', help='Gluon: SE blocks')
+    parser.add_argument('--table', metavar='DIR',
+                        help='score every released checkpoint in DIR beside the paper')
+    parser.add_argument('--batch-size', type=int, default=50)
+    parser.add_argument('--input-size', type=int, nargs='+', default=[224])
+    parser.add_argument('--data-shape', help='C,H,W (alternative to --input-size)')
+    parser.add_argument('--json-out', help='also append the JSON line(s) to this file')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    add_data_args(parser)
+    add_device_args(parser)
+    return parser
+
+
+def main(argv=None):
+    """Score a checkpoint; exit 0 with the result, 2 on bad input (nothing written)."""
+    args = build_parser().parse_args(argv)
+    if args.data_shape:
+        args.input_size = [int(v) for v in args.data_shape.split(',')[1:]]
+    try:
+        ctx = contexts(args)
+        if args.table:
+            rows = _score_table(args.table, args, ctx)
+        else:
+            if not args.model:
+                raise ValueError('give --model (and --epoch or --params) or --table DIR')
+            if args.params:
+                net = load_gluon_model(args.model, args.ratio, args.params, ctx, args.use_se)
+                args.convention = args.convention or 'gluon'
+            elif args.epoch is not None:
+                net = load_module_checkpoint(args.model, args.epoch, ctx, args.network,
+                                             args.depth, args.ratio, args.input_size[0])
+                args.convention = args.convention or 'symbol'
+            else:
+                raise ValueError('give --epoch N for a Module checkpoint or --params FILE for '
+                                 'a Gluon model')
+            if args.dtype == 'float16':
+                net.cast('float16')
+            net.hybridize(static_alloc=True)
+            result = score(net, data_source(args, 'val', args.batch_size), ctx, args.dtype,
+                           progress=not args.quiet)
+            result.update(model=args.model, ratio=args.ratio)
+            rows = [result]
+    except (DataError, CheckpointMismatch, ValueError) as err:
+        print('octconv-score: error: %s' % err, file=sys.stderr)
+        return 2
+    lines = [json.dumps(row) for row in rows]
+    for row in rows:
+        print('%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
+              % (row.get('file', row.get('model')), row['top1'], row['top5'], row['images'],
+                 row['images_per_s'], '' if row.get('paper_top1') is None else
+                 ' (paper %.1f / %.1f)' % (row['paper_top1'], row['paper_top5'])))
+    print('\n'.join(lines))
+    if args.json_out:
+        with open(args.json_out, 'a') as handle:
+            handle.write('\n'.join(lines) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
