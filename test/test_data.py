@@ -234,3 +234,27 @@ def test_record_header_layout():
     # the 24-byte IRHeader the checker parses is what mxnet writes
     packed = mx.recordio.pack(mx.recordio.IRHeader(0, 3., 7, 0), b'xyz')
     assert struct.unpack('<IfQQ', packed[:24]) == (0, 3.0, 7, 0) and packed[24:] == b'xyz'
+
+
+def test_score_table_finds_released_files_by_name(packed, tmp_path, capsys):
+    import tarfile
+    import octconv.symbol as S
+    folder = tmp_path / 'released'
+    folder.mkdir()
+    net = get_model('mobilenet_v1_075', ratio=0.375, classes=3)
+    net.initialize()
+    net.save_parameters(str(folder / 'mobilenet_v1_075_alpha-0.375.params'))
+    mod = mx.mod.Module(S.get_symbol('resnetv2', 26, num_classes=3, ratio=0.25))
+    mod.bind(data_shapes=[('data', (1, 3, 32, 32))], label_shapes=[('softmax_label', (1,))])
+    mod.init_params(mx.init.Xavier())
+    mod.save_checkpoint(str(tmp_path / 'resnet-26'), 90)
+    with tarfile.open(str(folder / 'a02_resnet-26_alpha-0.250.tar'), 'w') as archive:
+        for name in ('resnet-26-symbol.json', 'resnet-26-0090.params'):
+            archive.add(str(tmp_path / name), arcname='a02/' + name)
+    (folder / 'notes.txt').write_text('not a checkpoint')
+    assert score.main(['--table', str(folder), '--rec-val', packed + '_val.rec',
+                       '--input-size', '32', '--batch-size', '4', '--quiet']) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+    assert [(r['file'], r['paper_top1'], r['images'], r['convention']) for r in rows] == [
+        ('a02_resnet-26_alpha-0.250.tar', 76.1, 6, 'symbol'),
+        ('mobilenet_v1_075_alpha-0.375.params', 70.5, 6, 'gluon')]

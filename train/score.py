@@ -147,18 +147,21 @@ def _score_table(directory, args, ctx):
         if name in by_file:
             model, ratio, use_se = by_file[name]
             net = load_gluon_model(model, ratio, path, ctx, use_se)
-            args.convention = args.convention or 'gluon'
+            convention = args.convention or 'gluon'
             paper = next(r for r in TABLE_B if (r.model, r.ratio, r.use_se) == by_file[name])
         elif released_ablation(name):
             network, depth, ratio = released_ablation(name)
             net = _load_ablation_tar(path, ctx, network, depth, ratio)
-            args.convention = args.convention or 'symbol'
+            convention = args.convention or 'symbol'
             paper = next((r for r in TABLE_A if (r.network, r.depth, r.ratio) ==
                           (network, depth, ratio)), None)
         else:
             continue
-        result = score(net, data_source(args, 'val', args.batch_size), ctx, args.dtype)
-        result.update(file=name, paper_top1=paper and paper.top1, paper_top5=paper and paper.top5)
+        source = data_source(argparse.Namespace(**dict(vars(args), convention=convention)),
+                             'val', args.batch_size)
+        result = score(net, source, ctx, args.dtype, progress=not args.quiet)
+        result.update(file=name, convention=convention, paper_top1=paper and paper.top1,
+                      paper_top5=paper and paper.top5)
         rows.append(result)
     if not rows:
         raise DataError('%s: no released checkpoint found (expected the released file names, '
