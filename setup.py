@@ -33,6 +33,7 @@ setup(
         'octconv-plot-ablation = octconv.utils.plot_ablation:main',
         'octconv-im2rec = octconv.utils.im2rec:main',
         'octconv-score = octconv.train.score:main',
+        'octconv-train = octconv.train.train_imagenet:main',
     ]},
     cmdclass={'build_py': BuildPy},
 )

@@ -65,6 +65,8 @@ def add_data_args(parser, train=False):
     if train:
         group.add_argument('--rec-train', help='training .rec file (its .idx beside it)')
         group.add_argument('--rec-train-idx', help='training .idx file')
+        group.add_argument('--min-random-area', type=float, default=0.08,
+                           help='smallest area of the random-resized crop (default 0.08)')
     group.add_argument('--rec-val', help='validation .rec file (its .idx beside it)')
     group.add_argument('--rec-val-idx', help='validation .idx file')
     group.add_argument('--data-dir', help='image folders %s' % (
@@ -121,4 +123,5 @@ def data_source(args, split, batch_size, num_classes=None, num_parts=1, part_ind
                        input_size=height, crop_ratio=args.crop_ratio, num_classes=num_classes,
                        threads=args.workers, convention=args.convention or 'gluon',
                        num_parts=num_parts, part_index=part_index, seed=seed,
-                       validate=args.validate)
+                       validate=args.validate,
+                       min_area=getattr(args, 'min_random_area', 0.08))

@@ -61,8 +61,9 @@ def _counted(count, iterator):
 
 def train_iter(rec, idx, batch_size, input_size=224, num_classes=None, num_parts=1,
                part_index=0, threads=4, seed=0, convention='gluon', jitter=0.4, lighting=0.1,
-               check=True, validate=False):
-    """Training ``ImageRecordIter``: random-resized crop (area 0.08-1, aspect 3/4-4/3),
+               check=True, validate=False, min_area=0.08):
+    """Training ``ImageRecordIter``: random-resized crop (area ``min_area``-1, default 0.08,
+    aspect 3/4-4/3),
     mirror, brightness/contrast/saturation jitter, PCA lighting, normalisation, shuffle.
 
     Each of ``num_parts`` workers reads part ``part_index``. Batches are
@@ -76,8 +77,8 @@ def train_iter(rec, idx, batch_size, input_size=224, num_classes=None, num_parts
     norm = _normalization(convention)
     return _counted(count // num_parts if count else None, mx.io.ImageRecordIter(
         path_imgrec=rec, data_shape=(3, input_size, input_size), **_index(idx),
-        batch_size=batch_size, shuffle=True, seed=seed, preprocess_threads=threads,
-        rand_mirror=True, random_resized_crop=True, min_random_area=0.08, max_random_area=1.,
+        batch_size=batch_size, shuffle=True, seed=seed, seed_aug=seed, preprocess_threads=threads,
+        rand_mirror=True, random_resized_crop=True, min_random_area=min_area, max_random_area=1.,
         min_aspect_ratio=3. / 4., max_aspect_ratio=4. / 3., brightness=jitter, contrast=jitter,
         saturation=jitter, pca_noise=lighting, num_parts=num_parts, part_index=part_index,
         inter_method=norm.inter_method, **_norm_kwargs(norm)))
@@ -101,7 +102,7 @@ def val_iter(rec, idx, batch_size, input_size=224, crop_ratio=0.875, num_classes
 
 
 def image_folder_loader(root, batch_size, train, input_size=224, crop_ratio=0.875,
-                        workers=0, convention='gluon', jitter=0.4, lighting=0.1):
+                        workers=0, convention='gluon', jitter=0.4, lighting=0.1, min_area=0.08):
     """A ``gluon.data.DataLoader`` over ``root/<class>/<image>`` with the same recipe.
 
     Raises :class:`DataError` for a missing folder, no class folders or an
@@ -114,7 +115,7 @@ def image_folder_loader(root, batch_size, train, input_size=224, crop_ratio=0.87
     norm = _normalization(convention)
     normalize = transforms.Normalize([m / 255 for m in norm.mean], [s / 255 for s in norm.std])
     if train:
-        steps = [transforms.RandomResizedCrop(input_size, scale=(0.08, 1.),
+        steps = [transforms.RandomResizedCrop(input_size, scale=(min_area, 1.),
                                               ratio=(3. / 4., 4. / 3.)),
                  transforms.RandomFlipLeftRight(),
                  transforms.RandomColorJitter(brightness=jitter, contrast=jitter,
@@ -159,7 +160,7 @@ def batches(source):
 
 def open_source(rec=None, idx=None, folder=None, train=False, batch_size=32, input_size=224,
                 crop_ratio=0.875, num_classes=None, threads=4, convention='gluon', num_parts=1,
-                part_index=0, seed=0, validate=False):
+                part_index=0, seed=0, validate=False, min_area=0.08):
     """The iterator of a .rec file (its .idx found beside it) or of an image folder.
 
     Exactly one of ``rec`` and ``folder`` is given. Training sources shuffle
@@ -170,11 +171,12 @@ def open_source(rec=None, idx=None, folder=None, train=False, batch_size=32, inp
                          % ('both' if rec else 'neither'))
     if folder is not None:
         return image_folder_loader(folder, batch_size, train, input_size=input_size,
-                                   crop_ratio=crop_ratio, convention=convention)
+                                   crop_ratio=crop_ratio, convention=convention,
+                                   min_area=min_area)
     if idx is None and os.path.isfile(os.path.splitext(rec)[0] + '.idx'):
         idx = os.path.splitext(rec)[0] + '.idx'
     if train:
         return train_iter(rec, idx, batch_size, input_size, num_classes, num_parts, part_index,
-                          threads, seed, convention, validate=validate)
+                          threads, seed, convention, validate=validate, min_area=min_area)
     return val_iter(rec, idx, batch_size, input_size, crop_ratio, num_classes, threads,
                     convention, num_parts, part_index, validate=validate)

@@ -1,0 +1,195 @@
+"""Training: recipe pieces against formulas, loss goes down, checkpoints survive, resume is exact."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from octconv.train import checkpoint, fit, train_imagenet
+from octconv.train.schedule import make_lr_scheduler
+from octconv.train.targets import mixup, one_hot_targets
+from octconv.utils import demo_data, im2rec
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    """60 demo digits (6 per class) packed as train and val .rec at 32 px."""
+    root = tmp_path_factory.mktemp('tiny')
+    images, labels = demo_data.load_digits()
+    for digit in range(10):
+        (root / 'img' / str(digit)).mkdir(parents=True)
+        for k, index in enumerate(np.flatnonzero(labels == digit)[:6]):
+            big = cv2.resize(images[index], (32, 32), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(root / 'img' / str(digit) / ('%d.png' % k)),
+                        cv2.cvtColor(big, cv2.COLOR_GRAY2BGR))
+    prefix = str(root / 'tiny')
+    im2rec.pack(str(root / 'img'), prefix, val_ratio=0.34, threads=1)
+    return prefix
+
+
+def _args(tiny, save_dir, *extra):
+    return ['--rec-train', tiny + '_train.rec', '--rec-val', tiny + '_val.rec',
+            '--save-dir', str(save_dir), '--input-size', '32', '--batch-size', '16',
+            '--num-epochs', '3', '--lr', '0.05', '--warmup-epochs', '1', '--quiet',
+            '--min-random-area', '0.5', '-j', '1'] + list(extra)
+
+
+def _params(folder):
+    return {k: v.asnumpy() for k, v in mx.nd.load(os.path.join(folder, 'model.params')).items()}
+
+
+def test_warmup_then_cosine_follows_the_formula():
+    iters, warm, epochs, lr = 5, 2, 10, 0.4
+    schedule = make_lr_scheduler('cosine', lr, epochs, iters, warmup_epochs=warm, warmup_lr=0.)
+    n_warm, n_cos = warm * iters, (epochs - warm) * iters
+    for i in range(epochs * iters):
+        if i < n_warm:      # linear from warmup_lr to lr over the warm-up iterations
+            want = lr * i / (n_warm - 1)
+        else:               # lr (1 + cos(pi t)) / 2, t running from 0 to 1
+            want = lr * (1 + math.cos(math.pi * (i - n_warm) / (n_cos - 1))) / 2
+        assert schedule(i) == pytest.approx(want, abs=1e-12), i
+
+
+def test_step_schedule_decays_at_the_given_epochs():
+    schedule = make_lr_scheduler('step', 0.1, 10, 4, lr_decay=0.1, lr_decay_epochs=[3, 6])
+    assert [round(schedule(e * 4), 6) for e in (0, 2, 3, 5, 6, 9)] == [0.1, 0.1, 0.01, 0.01,
+                                                                       0.001, 0.001]
+
+
+def test_label_smoothing_and_mixup_targets_by_hand():
+    labels = mx.nd.array([2, 0])
+    smooth = one_hot_targets(mx.nd, labels, 4, smoothing=0.1).asnumpy()
+    np.testing.assert_allclose(smooth, [[0.025, 0.025, 0.925, 0.025],
+                                        [0.925, 0.025, 0.025, 0.025]], rtol=1e-6)
+    data = mx.nd.array([[1., 2.], [3., 4.]])
+    mixed_x, mixed_y = mixup(data, mx.nd.array(smooth), 0.7)
+    np.testing.assert_allclose(mixed_x.asnumpy(), [[1.6, 2.6], [2.4, 3.4]], rtol=1e-6)
+    np.testing.assert_allclose(mixed_y.asnumpy()[0], [0.295, 0.025, 0.655, 0.025], rtol=1e-5)
+
+
+@pytest.mark.parametrize('api_args', [['--api', 'symbol', '--network', 'resnetv2', '--depth',
+                                       '26'],
+                                      ['--api', 'gluon', '--model', 'mobilenet_v1_075',
+                                       '--ratio', '0.375']])
+def test_loss_decreases_on_repeated_batches(tmp_path, api_args):
+    parser = train_imagenet.build_parser()
+    args = parser.parse_args(api_args + ['--save-dir', str(tmp_path), '--num-epochs', '12',
+                                         '--lr', '0.01', '--warmup-epochs', '0', '--quiet',
+                                         '--lr-mode', 'step', '--optimizer', 'sgd'])
+    args.progress, args.rank, args.iters_per_epoch = False, 0, 1
+    rng = np.random.RandomState(0)
+    x = mx.nd.array(rng.randn(8, 3, 32, 32))
+    y = mx.nd.array(rng.randint(0, 4, 8))
+    batch = mx.gluon.data.DataLoader(mx.gluon.data.ArrayDataset(x, y), batch_size=8)
+    history = fit.fit(args, [mx.cpu()], lambda epoch: batch, None, classes=4)
+    losses = [h['train_loss'] for h in history]
+    assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
+
+
+def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
+    straight, split = tmp_path / 'straight', tmp_path / 'split'
+    assert train_imagenet.main(_args(tiny, straight)) == 0
+    parser = train_imagenet.build_parser()
+    args = train_imagenet.apply_preset(parser.parse_args(_args(tiny, split)), parser)
+    args.progress, args.rank = False, 0
+    classes, count, train_source, val_source = train_imagenet._sources(args, [mx.cpu()])
+    args.iters_per_epoch = math.ceil(count / args.batch_size)
+    fit.fit(args, [mx.cpu()], train_source, val_source, classes, stop_after=2)
+    assert [e for e, _ in checkpoint.list_checkpoints(str(split))] == [1, 2]
+    assert train_imagenet.main(_args(tiny, split, '--resume')) == 0
+    want, got = _params(checkpoint.latest(str(straight))), _params(checkpoint.latest(str(split)))
+    assert want.keys() == got.keys()
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)   # bitwise on CPU
+    log = [json.loads(l) for l in open(split / 'log.jsonl')]
+    assert [l['epoch'] for l in log] == [1, 2, 3]
+    assert (split / 'curves.png').read_bytes()[:4] == b'\x89PNG'
+    assert (split / 'model-symbol.json').exists() and (split / 'model-0003.params').exists()
+
+
+def test_a_sigkilled_run_resumes_and_loses_at_most_one_epoch(tiny, tmp_path):
+    save = tmp_path / 'killed'
+    command = [sys.executable, '-m', 'octconv.train.train_imagenet'] + _args(
+        tiny, save, '--num-epochs', '4')
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not checkpoint.list_checkpoints(str(save)) and time.time() < deadline:
+            assert process.poll() is None, 'training ended before it could be killed'
+            time.sleep(0.05)
+        time.sleep(0.3)                                  # into the next epoch
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    done = [e for e, _ in checkpoint.list_checkpoints(str(save))]
+    assert done and done[-1] < 4
+    assert train_imagenet.main(_args(tiny, save, '--num-epochs', '4', '--resume')) == 0
+    assert [e for e, _ in checkpoint.list_checkpoints(str(save))][-1] == 4
+    log = [json.loads(line)['epoch'] for line in open(save / 'log.jsonl')]
+    assert log[-1] == 4
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny, tmp_path, caplog):
+    save = tmp_path / 'nan'
+    code = train_imagenet.main(_args(tiny, save, '--lr-mode', 'step', '--lr-decay', '1e30',
+                                     '--lr-decay-epoch', '1', '--warmup-epochs', '0',
+                                     '--batch-size', '8'))
+    assert code == 1
+    assert 'at epoch 2, batch' in caplog.text and 'epoch-0001' in caplog.text
+    assert [e for e, _ in checkpoint.list_checkpoints(str(save))] == [1]
+    assert all(np.isfinite(v).all() for v in _params(checkpoint.latest(str(save))).values())
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path):
+    def good(folder):
+        with open(os.path.join(folder, 'model.params'), 'w') as handle:
+            handle.write('epoch 1')
+
+    def disk_full(folder):
+        with open(os.path.join(folder, 'model.params'), 'w') as handle:
+            handle.write('half')
+        raise OSError(28, 'No space left on device')
+    checkpoint.save(str(tmp_path), 1, good, {'epoch': 1}, top1=0.5)
+    with pytest.raises(checkpoint.CheckpointError, match=r'epoch-0002: \[Errno 28\] No space'):
+        checkpoint.save(str(tmp_path), 2, disk_full, {'epoch': 2}, top1=0.9)
+    assert [e for e, _ in checkpoint.list_checkpoints(str(tmp_path))] == [1]
+    assert open(os.path.join(checkpoint.latest(str(tmp_path)), 'model.params')).read() == 'epoch 1'
+    assert os.listdir(tmp_path / 'checkpoints') == ['epoch-0001']          # no temp left behind
+    assert checkpoint.best(str(tmp_path))['epoch'] == 1
+
+
+def test_best_and_last_k_are_kept(tmp_path):
+    for epoch, top1 in enumerate([0.2, 0.9, 0.3, 0.4, 0.5], start=1):
+        checkpoint.save(str(tmp_path), epoch, lambda folder: None, {'epoch': epoch}, keep=2,
+                        top1=top1)
+    assert [e for e, _ in checkpoint.list_checkpoints(str(tmp_path))] == [2, 4, 5]
+    assert checkpoint.best(str(tmp_path))['epoch'] == 2
+
+
+def test_labels_outside_num_classes_are_refused_before_training(tiny, tmp_path, caplog):
+    assert train_imagenet.main(_args(tiny, tmp_path / 'bad', '--num-classes', '5')) == 2
+    assert 'is not a class index in [0, 5)' in caplog.text
+    assert not checkpoint.list_checkpoints(str(tmp_path / 'bad'))
+
+
+def test_paper_preset(monkeypatch):
+    parser = train_imagenet.build_parser()
+    args = train_imagenet.apply_preset(parser.parse_args(
+        ['--api', 'gluon', '--model', 'resnet152_v1f', '--preset', 'paper', '--batch-size',
+         '128', '--lr-mode', 'step']), parser)
+    assert (args.lr, args.warmup_epochs, args.optimizer) == (0.4 * 128 / 1024, 5, 'nag')
+    assert args.mixup and args.label_smoothing == 0.1
+    assert args.lr_mode == 'step'                 # an explicit flag wins
+    plain = train_imagenet.apply_preset(parser.parse_args(
+        ['--api', 'symbol', '--preset', 'paper']), parser)
+    assert not plain.mixup and plain.label_smoothing == 0

@@ -1,0 +1,131 @@
+"""Checkpoints that survive crashes: one folder per epoch, written atomically.
+
+``SAVE_DIR/checkpoints/epoch-0005/`` holds ``model.params`` (the network),
+``trainer.states`` (optimizer states, its update count and so the learning-rate
+position) and ``meta.json`` (epoch, iteration, seed, RNG states, metrics). A
+checkpoint is written into a temporary folder, every file fsynced, then renamed
+into place, so a crash at any moment leaves the previous checkpoints whole and
+never a half-written one under a final name. ``best.json`` names the epoch with
+the best validation top-1 (its folder is never pruned); the last ``keep``
+checkpoints are kept.
+"""
+import json
+import os
+import re
+import shutil
+import tempfile
+
+__all__ = ['CheckpointError', 'save', 'latest', 'load_meta', 'list_checkpoints', 'best',
+           'atomic_write_text']
+
+_NAME = re.compile(r'^epoch-(\d{4,})$')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written or read; the message names the path."""
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(folder)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def list_checkpoints(save_dir):
+    """``[(epoch, folder)]`` of the complete checkpoints, oldest first."""
+    root = os.path.join(save_dir, 'checkpoints')
+    found = []
+    if os.path.isdir(root):
+        for name in os.listdir(root):
+            match = _NAME.match(name)
+            if match and os.path.isfile(os.path.join(root, name, 'meta.json')):
+                found.append((int(match.group(1)), os.path.join(root, name)))
+    return sorted(found)
+
+
+def latest(save_dir):
+    """The folder of the newest complete checkpoint, or None."""
+    found = list_checkpoints(save_dir)
+    return found[-1][1] if found else None
+
+
+def best(save_dir):
+    """``best.json`` as a dict (epoch, folder, top1), or None."""
+    path = os.path.join(save_dir, 'best.json')
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def load_meta(folder):
+    """The ``meta.json`` of a checkpoint folder."""
+    try:
+        with open(os.path.join(folder, 'meta.json')) as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as err:
+        raise CheckpointError('%s: cannot read meta.json (%s)' % (folder, err)) from None
+
+
+def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
+    """Write checkpoint ``epoch``: ``write_files(folder)`` writes the model and trainer files.
+
+    Raises :class:`CheckpointError` naming the folder if anything fails (disk
+    full, no permission); the earlier checkpoints are untouched then. Returns
+    the folder.
+    """
+    root = os.path.join(save_dir, 'checkpoints')
+    final = os.path.join(root, 'epoch-%04d' % epoch)
+    tmp = None
+    try:
+        os.makedirs(root, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=root, prefix='.epoch-%04d.' % epoch)
+        write_files(tmp)
+        with open(os.path.join(tmp, 'meta.json'), 'w') as handle:
+            json.dump(meta, handle, indent=1, sort_keys=True)
+        for name in os.listdir(tmp):
+            with open(os.path.join(tmp, name), 'rb') as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(tmp)
+        if os.path.exists(final):            # an older run's folder of the same epoch
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except OSError as err:
+        if tmp is not None and os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError('could not write checkpoint %s: %s; the previous checkpoint (%s) '
+                              'is intact' % (final, err, latest(save_dir))) from None
+    previous_best = best(save_dir)
+    if top1 is not None and (previous_best is None or top1 > previous_best['top1']):
+        atomic_write_text(os.path.join(save_dir, 'best.json'),
+                          json.dumps({'epoch': epoch, 'folder': final, 'top1': top1}))
+    _prune(save_dir, keep)
+    return final
+
+
+def _prune(save_dir, keep):
+    protected = (best(save_dir) or {}).get('folder')
+    found = list_checkpoints(save_dir)
+    for _, folder in found[:-keep] if keep > 0 else []:
+        if folder != protected:
+            shutil.rmtree(folder, ignore_errors=True)

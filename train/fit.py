@@ -1,0 +1,221 @@
+"""One training loop for Gluon models and Symbol networks (as SymbolBlocks).
+
+Each epoch draws its data order, augmentation and mixup from ``(seed, epoch)``
+alone, and each checkpoint holds everything else that changes (parameters,
+optimizer states with their update count, iteration). So a run stopped after
+any epoch and resumed ends with the same parameters as one that never stopped.
+"""
+import json
+import logging
+import math
+import os
+import random
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..gluon import get_model
+from ..utils.data import DataError, batches
+from . import checkpoint
+from .schedule import make_lr_scheduler
+from .score import num_images, score
+from .targets import draw_lambda, mixup, one_hot_targets
+
+__all__ = ['TrainingDiverged', 'build_network', 'fit', 'export_model', 'seed_everything',
+           'EpochStats']
+
+log = logging.getLogger('octconv.train')
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch and batch."""
+
+
+class EpochStats(dict):
+    """One epoch's figures: epoch, lr, train_loss, train_acc, top1, top5, images_per_s..."""
+
+
+def seed_everything(seed):
+    """Seed Python's, numpy's and MXNet's generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    mx.random.seed(seed % (2 ** 31))
+
+
+def build_network(args, classes):
+    """The network of ``args`` with ``classes`` outputs (logits), not yet initialised."""
+    if args.api == 'gluon':
+        kwargs = {'use_se': True} if args.use_se else {}
+        if args.last_gamma:
+            kwargs['last_gamma'] = True
+        return get_model(args.name or 'resnet50_v1b', ratio=args.ratio, classes=classes,
+                         final_drop=args.final_drop, **kwargs)
+    from ..symbol import get_linear
+    symbol = get_linear(args.name or 'resnetv2', args.depth, num_classes=classes,
+                        ratio=args.ratio, dropout=args.final_drop)
+    return gluon.SymbolBlock(symbol, mx.sym.var('data'))
+
+
+def _default_initializers(net):
+    """Ones/zeros for the vectors of a SymbolBlock, whose parameters come without any."""
+    for name, param in net.collect_params().items():
+        if param.init is None:
+            if name.endswith(('gamma', 'moving_var', 'running_var')):
+                param.init = mx.init.One()
+            elif name.endswith(('beta', 'bias', 'moving_mean', 'running_mean')):
+                param.init = mx.init.Zero()
+
+
+def _no_weight_decay(net):
+    for name, param in net.collect_params().items():
+        if name.endswith(('_bias', '_beta', '_gamma', 'bias', 'beta', 'gamma')):
+            param.wd_mult = 0.
+
+
+def _epoch_seed(args, epoch):
+    return args.seed * 100003 + epoch
+
+
+def _split(array, ctx):
+    return gluon.utils.split_and_load(array, ctx, even_split=False)
+
+
+def fit(args, ctx, train_source, val_source, classes, stop_after=None):
+    """Train for ``args.num_epochs`` epochs; returns the list of :class:`EpochStats`.
+
+    ``train_source(epoch)`` and ``val_source()`` open fresh iterators.
+    ``args.resume_from`` (a checkpoint folder) continues a run. ``stop_after``
+    ends this call after that many epochs (as if the process were stopped).
+    Raises :class:`TrainingDiverged` on a NaN/inf loss and
+    :class:`checkpoint.CheckpointError` when a checkpoint cannot be written.
+    """
+    net = build_network(args, classes)
+    if args.dtype == 'float16':
+        net.cast('float16')
+    seed_everything(args.seed)
+    _default_initializers(net)
+    net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2), ctx=ctx)
+    if args.no_wd:
+        _no_weight_decay(net)
+    net.hybridize(static_alloc=True)
+
+    batch_total = args.batch_size * len(ctx)
+    steps = args.iters_per_epoch
+    scheduler = make_lr_scheduler(args.lr_mode, args.lr, args.num_epochs, steps,
+                                  args.warmup_epochs, args.warmup_lr, args.lr_decay,
+                                  [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()])
+    optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': scheduler}
+    if args.dtype == 'float16':
+        optimizer_params['multi_precision'] = True
+    trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
+                            kvstore=args.kv_store if len(ctx) > 1 else None)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
+
+    start_epoch, iteration, history = 0, 0, []
+    if args.resume_from:
+        meta = checkpoint.load_meta(args.resume_from)
+        net.load_parameters(os.path.join(args.resume_from, 'model.params'), ctx=ctx)
+        trainer.load_states(os.path.join(args.resume_from, 'trainer.states'))
+        start_epoch, iteration, history = meta['epoch'], meta['iteration'], meta['history']
+        log.info('resumed from %s: epoch %d, iteration %d', args.resume_from, start_epoch,
+                 iteration)
+    if args.rank == 0:
+        # the log restarts from what the checkpoint knows: epochs after it are redone
+        os.makedirs(args.save_dir, exist_ok=True)
+        checkpoint.atomic_write_text(os.path.join(args.save_dir, 'log.jsonl'),
+                                     ''.join(json.dumps(h) + '\n' for h in history))
+
+    last = args.num_epochs if stop_after is None else min(args.num_epochs,
+                                                          start_epoch + stop_after)
+    for epoch in range(start_epoch, last):
+        stats = _train_epoch(args, net, trainer, loss_fn, ctx, train_source(epoch), classes,
+                             epoch, batch_total)
+        iteration += stats.pop('batches')
+        if val_source is not None:
+            result = score(net, val_source(), ctx, args.dtype, progress=args.progress)
+            stats.update(top1=result['top1'], top5=result['top5'],
+                         val_images=result['images'])
+        history.append(stats)
+        log.info('[epoch %d] lr %.5f loss %.4f train-acc %.4f val top-1 %s top-5 %s %.1f img/s',
+                 epoch + 1, stats['lr'], stats['train_loss'], stats['train_acc'],
+                 stats.get('top1', 'n/a'), stats.get('top5', 'n/a'), stats['images_per_s'])
+        if args.rank == 0:
+            _append_log(args.save_dir, stats)
+            done = epoch + 1
+            if done % args.save_frequency == 0 or done == args.num_epochs or done == last:
+                _save(args, net, trainer, done, iteration, history, stats.get('top1'))
+    if args.rank == 0 and last == args.num_epochs and last > start_epoch:
+        export_model(args, net)
+    return history
+
+
+def export_model(args, net):
+    """The trained model for ``octconv-score``: SAVE_DIR/model-symbol.json and
+    model-NNNN.params (a Module checkpoint) for Symbol networks, model.params for Gluon."""
+    prefix = os.path.join(args.save_dir, 'model')
+    if args.api == 'symbol':
+        net.export(prefix, epoch=args.num_epochs)
+        log.info('exported %s-symbol.json and %s-%04d.params', prefix, prefix, args.num_epochs)
+    else:
+        net.save_parameters(prefix + '.params')
+        log.info('saved %s.params', prefix)
+
+
+def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, batch_total):
+    from tqdm import tqdm
+    seed_everything(_epoch_seed(args, epoch))
+    rng = np.random.RandomState(_epoch_seed(args, epoch))
+    use_mixup = args.mixup and epoch < args.num_epochs - args.mixup_off_epoch
+    loss_sum = correct = seen = batches_done = 0
+    bar = tqdm(total=num_images(source), unit='img', desc='epoch %d' % (epoch + 1),
+               disable=not args.progress)
+    start = time.time()
+    for batch_index, (data, label, valid) in enumerate(batches(source)):
+        targets = one_hot_targets(mx.nd, label, classes, args.label_smoothing)
+        if use_mixup:
+            data, targets = mixup(data, targets, draw_lambda(rng, args.mixup_alpha))
+        data_parts, target_parts = _split(data, ctx), _split(targets, ctx)
+        with autograd.record():
+            outputs = [net(x.astype(args.dtype, copy=False)) for x in data_parts]
+            losses = [loss_fn(out.astype('float32', copy=False), t)
+                      for out, t in zip(outputs, target_parts)]
+        autograd.backward(losses)
+        batch_loss = sum(l.sum().asscalar() for l in losses)
+        if not math.isfinite(batch_loss):
+            raise TrainingDiverged('the loss is %s at epoch %d, batch %d; the last good '
+                                   'checkpoint is %s' % (batch_loss, epoch + 1, batch_index + 1,
+                                                         checkpoint.latest(args.save_dir)))
+        trainer.step(valid)
+        predicted = np.concatenate([o.argmax(axis=1).asnumpy() for o in outputs])
+        correct += int((predicted == label.asnumpy()).sum())
+        loss_sum, seen, batches_done = loss_sum + batch_loss, seen + valid, batches_done + 1
+        bar.update(valid)
+        bar.set_postfix(loss='%.3f' % (loss_sum / seen), lr='%.4f' % trainer.learning_rate)
+    bar.close()
+    if seen == 0:
+        raise DataError('the training data yielded no images')
+    mx.nd.waitall()
+    elapsed = time.time() - start
+    return EpochStats(epoch=epoch + 1, lr=trainer.learning_rate, train_loss=loss_sum / seen,
+                      train_acc=correct / seen, images=seen, images_per_s=seen / elapsed,
+                      seconds=elapsed, batches=batches_done)
+
+
+def _append_log(save_dir, stats):
+    with open(os.path.join(save_dir, 'log.jsonl'), 'a') as handle:
+        handle.write(json.dumps(stats) + '\n')
+
+
+def _save(args, net, trainer, epoch, iteration, history, top1):
+    def write_files(folder):
+        net.save_parameters(os.path.join(folder, 'model.params'))
+        trainer.save_states(os.path.join(folder, 'trainer.states'))
+    meta = {'epoch': epoch, 'iteration': iteration, 'seed': args.seed, 'history': history,
+            'lr': trainer.learning_rate, 'args': {k: v for k, v in vars(args).items()
+                                                  if isinstance(v, (int, float, str, bool))
+                                                  or v is None}}
+    folder = checkpoint.save(args.save_dir, epoch, write_files, meta, keep=args.keep_last,
+                             top1=top1)
+    log.info('checkpoint %s', folder)
