@@ -34,6 +34,7 @@ setup(
         'octconv-im2rec = octconv.utils.im2rec:main',
         'octconv-score = octconv.train.score:main',
         'octconv-train = octconv.train.train_imagenet:main',
+        'octconv-launch = octconv.utils.launch:main',
     ]},
     cmdclass={'build_py': BuildPy},
 )

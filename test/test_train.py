@@ -88,7 +88,7 @@ def test_loss_decreases_on_repeated_batches(tmp_path, api_args):
     x = mx.nd.array(rng.randn(8, 3, 32, 32))
     y = mx.nd.array(rng.randint(0, 4, 8))
     batch = mx.gluon.data.DataLoader(mx.gluon.data.ArrayDataset(x, y), batch_size=8)
-    history = fit.fit(args, [mx.cpu()], lambda epoch: batch, None, classes=4)
+    _, history = fit.fit(args, [mx.cpu()], lambda epoch: batch, None, classes=4)
     losses = [h['train_loss'] for h in history]
     assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
 
@@ -99,9 +99,7 @@ def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
     parser = train_imagenet.build_parser()
     args = train_imagenet.apply_preset(parser.parse_args(_args(tiny, split)), parser)
     args.progress, args.rank = False, 0
-    classes, count, train_source, val_source = train_imagenet._sources(args, [mx.cpu()])
-    args.iters_per_epoch = math.ceil(count / args.batch_size)
-    fit.fit(args, [mx.cpu()], train_source, val_source, classes, stop_after=2)
+    train_imagenet.run(args, stop_after=2)
     assert [e for e, _ in checkpoint.list_checkpoints(str(split))] == [1, 2]
     assert train_imagenet.main(_args(tiny, split, '--resume')) == 0
     want, got = _params(checkpoint.latest(str(straight))), _params(checkpoint.latest(str(split)))

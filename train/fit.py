@@ -82,12 +82,15 @@ def _split(array, ctx):
     return gluon.utils.split_and_load(array, ctx, even_split=False)
 
 
-def fit(args, ctx, train_source, val_source, classes, stop_after=None):
-    """Train for ``args.num_epochs`` epochs; returns the list of :class:`EpochStats`.
+def fit(args, ctx, train_source, val_source, classes, stop_after=None, kvstore=None):
+    """Train for ``args.num_epochs`` epochs; returns ``(net, [EpochStats])``.
 
     ``train_source(epoch)`` and ``val_source()`` open fresh iterators.
     ``args.resume_from`` (a checkpoint folder) continues a run. ``stop_after``
     ends this call after that many epochs (as if the process were stopped).
+    ``kvstore`` is a distributed KVStore (``args.rank`` its rank): gradients are
+    summed over all workers, every worker applies the same update, and only
+    rank 0 validates and writes logs and checkpoints.
     Raises :class:`TrainingDiverged` on a NaN/inf loss and
     :class:`checkpoint.CheckpointError` when a checkpoint cannot be written.
     """
@@ -101,7 +104,6 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None):
         _no_weight_decay(net)
     net.hybridize(static_alloc=True)
 
-    batch_total = args.batch_size * len(ctx)
     steps = args.iters_per_epoch
     scheduler = make_lr_scheduler(args.lr_mode, args.lr, args.num_epochs, steps,
                                   args.warmup_epochs, args.warmup_lr, args.lr_decay,
@@ -109,15 +111,29 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None):
     optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': scheduler}
     if args.dtype == 'float16':
         optimizer_params['multi_precision'] = True
-    trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
-                            kvstore=args.kv_store if len(ctx) > 1 else None)
+    if kvstore is not None:
+        # dist_sync: each worker updates locally from the summed gradients, so parameters and
+        # optimizer states are identical everywhere and checkpoints can save them.
+        # dist_async: MXNet keeps the optimizer on the servers (checkpoints hold parameters).
+        trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
+                                kvstore=kvstore, update_on_kvstore='async' in kvstore.type)
+    else:
+        trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
+                                kvstore=args.kv_store if len(ctx) > 1 else None)
+    # gradients of all workers are summed before an update, except in async mode
+    workers = kvstore.num_workers if kvstore is not None and 'async' not in kvstore.type else 1
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
 
     start_epoch, iteration, history = 0, 0, []
     if args.resume_from:
         meta = checkpoint.load_meta(args.resume_from)
         net.load_parameters(os.path.join(args.resume_from, 'model.params'), ctx=ctx)
-        trainer.load_states(os.path.join(args.resume_from, 'trainer.states'))
+        states = os.path.join(args.resume_from, 'trainer.states')
+        if os.path.isfile(states):
+            trainer.load_states(states)
+        else:
+            log.warning('%s has no optimizer states (dist_async): momentum starts afresh',
+                        args.resume_from)
         start_epoch, iteration, history = meta['epoch'], meta['iteration'], meta['history']
         log.info('resumed from %s: epoch %d, iteration %d', args.resume_from, start_epoch,
                  iteration)
@@ -131,9 +147,9 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None):
                                                           start_epoch + stop_after)
     for epoch in range(start_epoch, last):
         stats = _train_epoch(args, net, trainer, loss_fn, ctx, train_source(epoch), classes,
-                             epoch, batch_total)
+                             epoch, workers)
         iteration += stats.pop('batches')
-        if val_source is not None:
+        if val_source is not None and args.rank == 0:
             result = score(net, val_source(), ctx, args.dtype, progress=args.progress)
             stats.update(top1=result['top1'], top5=result['top5'],
                          val_images=result['images'])
@@ -148,7 +164,7 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None):
                 _save(args, net, trainer, done, iteration, history, stats.get('top1'))
     if args.rank == 0 and last == args.num_epochs and last > start_epoch:
         export_model(args, net)
-    return history
+    return net, history
 
 
 def export_model(args, net):
@@ -163,7 +179,7 @@ def export_model(args, net):
         log.info('saved %s.params', prefix)
 
 
-def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, batch_total):
+def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, workers):
     from tqdm import tqdm
     seed_everything(_epoch_seed(args, epoch))
     rng = np.random.RandomState(_epoch_seed(args, epoch))
@@ -187,7 +203,7 @@ def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, batch
             raise TrainingDiverged('the loss is %s at epoch %d, batch %d; the last good '
                                    'checkpoint is %s' % (batch_loss, epoch + 1, batch_index + 1,
                                                          checkpoint.latest(args.save_dir)))
-        trainer.step(valid)
+        trainer.step(valid * workers)         # the global batch when gradients are summed
         predicted = np.concatenate([o.argmax(axis=1).asnumpy() for o in outputs])
         correct += int((predicted == label.asnumpy()).sum())
         loss_sum, seen, batches_done = loss_sum + batch_loss, seen + valid, batches_done + 1
@@ -211,7 +227,9 @@ def _append_log(save_dir, stats):
 def _save(args, net, trainer, epoch, iteration, history, top1):
     def write_files(folder):
         net.save_parameters(os.path.join(folder, 'model.params'))
-        trainer.save_states(os.path.join(folder, 'trainer.states'))
+        if not trainer._update_on_kvstore or trainer._kvstore is None \
+                or 'dist' not in trainer._kvstore.type:
+            trainer.save_states(os.path.join(folder, 'trainer.states'))
     meta = {'epoch': epoch, 'iteration': iteration, 'seed': args.seed, 'history': history,
             'lr': trainer.learning_rate, 'args': {k: v for k, v in vars(args).items()
                                                   if isinstance(v, (int, float, str, bool))

@@ -23,7 +23,7 @@ from ..gluon.base import CheckpointMismatch
 from . import checkpoint
 from .fit import TrainingDiverged, fit
 
-__all__ = ['build_parser', 'apply_preset', 'plot_curves', 'main']
+__all__ = ['build_parser', 'apply_preset', 'plot_curves', 'run', 'main']
 
 # Table B of the paper: which Gluon models used label smoothing and mixup.
 _SMOOTHING = ('mobilenet_v2_100', 'mobilenet_v2_1125', 'resnet152_v1e', 'resnet152_v1f')
@@ -70,7 +70,11 @@ def build_parser():
     opt.add_argument('--batch-size', type=int, default=64, help='per device')
     opt.add_argument('--num-epochs', type=int, default=8)
     opt.add_argument('--seed', type=int, default=0)
-    opt.add_argument('--kv-store', default='device', help='kvstore with several devices')
+    opt.add_argument('--kv-store', default='device',
+                     choices=('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async',
+                              'horovod'),
+                     help="several devices: local or device; several machines: dist_sync, "
+                          "dist_device_sync or dist_async under octconv-launch, or horovod")
     run = parser.add_argument_group('checkpoints and logs')
     run.add_argument('--save-dir', default='octconv-run')
     run.add_argument('--save-frequency', type=int, default=1, help='checkpoint every N epochs')
@@ -88,7 +92,8 @@ def apply_preset(args, parser):
     """``--preset paper``: the paper's recipe for every setting still at its default."""
     if args.preset != 'paper':
         return args
-    total = args.batch_size * max(1, len([g for g in args.gpus.split(',') if g.strip()]))
+    total = (args.batch_size * max(1, len([g for g in args.gpus.split(',') if g.strip()]))
+             * _num_workers(args))
     preset = {'lr_mode': 'cosine', 'warmup_epochs': 5, 'optimizer': 'nag',
               'lr': 0.4 * total / 1024}
     if args.api == 'gluon' and args.name in _SMOOTHING:
@@ -184,6 +189,47 @@ def _sources(args, ctx, num_parts=1, part_index=0):
     return classes, count, train_source, val_source
 
 
+def _num_workers(args):
+    """Workers of a distributed run, as the launcher announced them (1 otherwise)."""
+    if args.kv_store.startswith('dist'):
+        return int(os.environ.get('DMLC_NUM_WORKER', 1))
+    return 1
+
+
+def _distributed(args):
+    """The KVStore of a dist_* run (args.rank set from it), or None."""
+    import mxnet as mx
+    if args.kv_store == 'horovod':
+        raise ValueError('--kv-store horovod needs the horovod package built with MXNet '
+                         '(HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip '
+                         'install --no-build-isolation horovod==0.28.1); mx.kv.create('
+                         "'horovod') in mxnet 1.9.1 is not Horovod")
+    if not args.kv_store.startswith('dist'):
+        return None
+    if 'DMLC_ROLE' not in os.environ:
+        raise ValueError('--kv-store %s runs under octconv-launch (the DMLC_* variables are '
+                         'not set)' % args.kv_store)
+    kvstore = mx.kv.create(args.kv_store)
+    args.rank = kvstore.rank
+    return kvstore
+
+
+def run(args, stop_after=None):
+    """Check the data, build everything and train; returns ``(net, history)``."""
+    ctx = contexts(args)
+    kvstore = _distributed(args)
+    workers = kvstore.num_workers if kvstore is not None else 1
+    args.resume_from = _resume_folder(args)
+    classes, count, train_source, val_source = _sources(args, ctx, workers, args.rank)
+    batch_total = args.batch_size * len(ctx)
+    args.iters_per_epoch = math.ceil(count / batch_total)
+    logging.getLogger('octconv').info(
+        'training %s on %d images of %d classes (worker %d of %d), %d batches of %d per epoch',
+        args.name or ('resnetv2' if args.api == 'symbol' else 'resnet50_v1b'), count, classes,
+        args.rank, workers, args.iters_per_epoch, batch_total)
+    return fit(args, ctx, train_source, val_source, classes, stop_after, kvstore)
+
+
 def main(argv=None):
     """Train; exit 0 when done, 1 when the loss diverged, 2 on bad input or checkpoint errors."""
     parser = build_parser()
@@ -191,22 +237,14 @@ def main(argv=None):
     args.progress, args.rank = not args.quiet, 0
     log = _setup_logging(args)
     try:
-        ctx = contexts(args)
-        args.resume_from = _resume_folder(args)
-        classes, count, train_source, val_source = _sources(args, ctx)
-        batch_total = args.batch_size * len(ctx)
-        args.iters_per_epoch = math.ceil(count / batch_total)
-        log.info('training %s on %d images of %d classes, %d batches of %d per epoch',
-                 args.name or ('resnetv2' if args.api == 'symbol' else 'resnet50_v1b'), count,
-                 classes, args.iters_per_epoch, batch_total)
-        history = fit(args, ctx, train_source, val_source, classes)
+        _, history = run(args)
     except TrainingDiverged as err:
         log.error('%s', err)
         return 1
     except (DataError, CheckpointMismatch, checkpoint.CheckpointError, ValueError) as err:
         log.error('octconv-train: error: %s', err)
         return 2
-    if history:
+    if history and args.rank == 0:
         plot_curves(history, os.path.join(args.save_dir, 'curves.png'))
         print(json.dumps(history[-1]))
     return 0

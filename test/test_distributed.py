@@ -1,0 +1,134 @@
+"""Parameter-server training on localhost: two workers, one server, against one process."""
+import os
+import sys
+import textwrap
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from octconv.train import fit, train_imagenet
+from octconv.utils import data, demo_data, im2rec, launch
+
+WORKER = textwrap.dedent('''
+    import os, sys
+    from octconv.train import train_imagenet
+    parser = train_imagenet.build_parser()
+    args = train_imagenet.apply_preset(parser.parse_args(sys.argv[2:]), parser)
+    args.progress, args.rank = False, 0
+    net, _ = train_imagenet.run(args)
+    net.save_parameters(os.path.join(sys.argv[1], 'rank%d.params' % args.rank))
+''')
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp('dist')
+    images, labels = demo_data.load_digits()
+    for digit in range(10):
+        (root / 'img' / str(digit)).mkdir(parents=True)
+        for k, index in enumerate(np.flatnonzero(labels == digit)[:4]):
+            cv2.imwrite(str(root / 'img' / str(digit) / ('%d.png' % k)),
+                        cv2.cvtColor(cv2.resize(images[index], (32, 32)), cv2.COLOR_GRAY2BGR))
+    prefix = str(root / 'tiny')
+    im2rec.pack(str(root / 'img'), prefix, val_ratio=0, threads=1)
+    return prefix + '.rec'
+
+
+def _flags(rec, save_dir):
+    return ['--rec-train', rec, '--rec-val', rec, '--save-dir', str(save_dir), '--input-size',
+            '32', '--batch-size', '5', '--num-epochs', '2', '--lr', '0.05', '--warmup-epochs',
+            '0', '--optimizer', 'sgd', '--quiet', '-j', '1', '--min-random-area', '0.5',
+            '--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375']
+
+
+def _leftovers(port):
+    """Processes whose environment names this run's scheduler port."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/environ' % pid, 'rb') as handle:
+                if b'DMLC_PS_ROOT_PORT=%d\x00' % port in handle.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_two_workers_dist_sync_equal_one_process_on_two_devices(tiny, tmp_path):
+    script = tmp_path / 'worker.py'
+    script.write_text(WORKER)
+    port = launch._free_port()
+    try:
+        code = launch.run([sys.executable, str(script), str(tmp_path)] +
+                          _flags(tiny, tmp_path / 'dist') + ['--kv-store', 'dist_sync'],
+                          num_workers=2, num_servers=1, timeout=240, port=port)
+    finally:
+        assert not _leftovers(port)
+    assert code == 0
+    ranks = [mx.nd.load(str(tmp_path / ('rank%d.params' % r))) for r in (0, 1)]
+    trained = [name for name in ranks[0] if 'running_' not in name]
+    for name in trained:        # the summed gradients give every worker the same parameters
+        np.testing.assert_array_equal(ranks[0][name].asnumpy(), ranks[1][name].asnumpy(),
+                                      err_msg=name)
+    # only rank 0 writes: one log line per epoch, one set of checkpoints
+    assert len(open(tmp_path / 'dist' / 'log.jsonl').read().splitlines()) == 2
+
+    # the same training in one process on two devices, each fed one worker's shard
+    parser = train_imagenet.build_parser()
+    args = parser.parse_args(_flags(tiny, tmp_path / 'single') + ['--kv-store', 'device'])
+    args.progress, args.rank, args.iters_per_epoch, args.resume_from = False, 0, 4, None
+
+    def both_shards(epoch):
+        shards = [data.train_iter(tiny, tiny[:-4] + '.idx', 5, 32, num_parts=2, part_index=part,
+                                  threads=1, seed=args.seed * 100003 + epoch, min_area=0.5)
+                  for part in (0, 1)]
+        return [(mx.nd.concat(a[0], b[0], dim=0), mx.nd.concat(a[1], b[1], dim=0))
+                for a, b in zip(data.batches(shards[0]), data.batches(shards[1]))]
+    net, _ = fit.fit(args, [mx.cpu(0), mx.cpu(1)], both_shards, None, classes=10)
+    params = net._collect_params_with_prefix()
+    assert params.keys() == ranks[0].keys()
+    for rank, device in ((0, mx.cpu(0)), (1, mx.cpu(1))):
+        # BatchNorm statistics stay per worker / per device, each from its own shard
+        for name, param in params.items():
+            np.testing.assert_allclose(ranks[rank][name].asnumpy(), param.data(device).asnumpy(),
+                                       rtol=1e-4, atol=1e-5, err_msg='%s, rank %d' % (name, rank))
+
+
+def test_a_dead_worker_stops_the_run_and_leaves_no_process(tmp_path, capsys):
+    flag = tmp_path / 'first'
+    die_or_wait = ('import os, sys, time\n'
+                   'try:\n'
+                   '    os.mkdir(%r)\n'
+                   'except FileExistsError:\n'
+                   '    time.sleep(120)\n'
+                   'sys.exit(3)\n' % str(flag))
+    port = launch._free_port()
+    try:
+        code = launch.run([sys.executable, '-c', die_or_wait], num_workers=2, num_servers=1,
+                          timeout=60, port=port)
+    finally:
+        leftover = _leftovers(port)
+    assert code == 1 and not leftover
+    assert 'exited with code 3; stopping the others' in capsys.readouterr().err
+
+
+def test_launcher_plan_binds_to_localhost_and_builds_ssh_commands(tmp_path, capsys):
+    processes = launch.plan(['octconv-train'], 2, 1, port=9000)
+    assert [p.name for p in processes] == ['scheduler', 'server 0', 'worker 0', 'worker 1']
+    assert all(p.env['DMLC_NODE_HOST'] == '127.0.0.1' == p.env['DMLC_PS_ROOT_URI']
+               for p in processes)
+    hosts = tmp_path / 'hosts'
+    hosts.write_text('10.1.0.1\n10.1.0.2\n')
+    assert launch.main(['-n', '2', '-s', '2', '--launcher', 'ssh', '--hosts', str(hosts),
+                        '--dry-run', '--', 'octconv-train', '--kv-store', 'dist_sync']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ['scheduler', '10.1.0.1']
+    assert lines[-1].split()[:3] == ['worker', '1', '10.1.0.2']
+    assert launch.main(['-n', '0', '--', 'x']) == 2
+
+
+def test_dist_kvstore_outside_the_launcher_is_a_clear_error(tiny, tmp_path, caplog):
+    assert train_imagenet.main(_flags(tiny, tmp_path) + ['--kv-store', 'dist_sync']) == 2
+    assert 'runs under octconv-launch' in caplog.text

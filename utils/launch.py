@@ -1,0 +1,182 @@
+"""``octconv-launch``: run a command as MXNet parameter-server workers (``kvstore='dist_*'``).
+
+    octconv-launch -n 2 -s 1 -- octconv-train --kv-store dist_sync ...
+    octconv-launch -n 4 -s 2 --launcher ssh --hosts hosts.txt -- octconv-train ...
+
+Starts the ps-lite scheduler, ``-s`` servers and ``-n`` workers with the
+``DMLC_*`` variables set (MXNet's own tools/launch.py no longer runs on
+Python >= 3.9). On one machine every process binds to 127.0.0.1 and nothing
+listens on or sends to any other address. With ``--launcher ssh`` the processes
+are spread over the hosts of ``--hosts`` (one address a line; the scheduler runs
+on the first), each started in the current directory over ssh.
+
+If a worker fails, the launcher stops every other process and exits non-zero
+with a message naming the worker; no process is left behind.
+"""
+import argparse
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+__all__ = ['Process', 'plan', 'run', 'main']
+
+LOCALHOST = '127.0.0.1'
+
+
+class Process:
+    """One ps-lite process: its role, index, host and environment."""
+
+    def __init__(self, role, index, host, env, command):
+        self.role, self.index, self.host, self.env, self.command = role, index, host, env, command
+        self.popen = None
+
+    @property
+    def name(self):
+        return self.role if self.role == 'scheduler' else '%s %d' % (self.role, self.index)
+
+    def __repr__(self):
+        return '<%s on %s>' % (self.name, self.host)
+
+
+def _free_port(host=LOCALHOST):
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def plan(command, num_workers, num_servers, hosts=None, port=None, python=None):
+    """The processes to start: scheduler, servers, workers (workers and servers round-robin
+    over ``hosts``; everything on 127.0.0.1 without hosts)."""
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError('need at least one worker and one server, got -n %d -s %d'
+                         % (num_workers, num_servers))
+    if not command:
+        raise ValueError('no command to run: put it after --')
+    hosts = list(hosts or [LOCALHOST])
+    root = hosts[0]
+    if port is None:
+        port = _free_port() if root == LOCALHOST else 9091
+    python = python or sys.executable
+    base = {'DMLC_PS_ROOT_URI': root, 'DMLC_PS_ROOT_PORT': str(port),
+            'DMLC_NUM_SERVER': str(num_servers), 'DMLC_NUM_WORKER': str(num_workers)}
+    serve = [python, '-c', 'import mxnet']          # importing mxnet runs the server loop
+    processes = [Process('scheduler', 0, root, dict(base, DMLC_ROLE='scheduler',
+                                                     DMLC_NODE_HOST=root), serve)]
+    for index in range(num_servers):
+        host = hosts[index % len(hosts)]
+        processes.append(Process('server', index, host,
+                                 dict(base, DMLC_ROLE='server', DMLC_NODE_HOST=host), serve))
+    for index in range(num_workers):
+        host = hosts[index % len(hosts)]
+        processes.append(Process('worker', index, host,
+                                 dict(base, DMLC_ROLE='worker', DMLC_NODE_HOST=host),
+                                 list(command)))
+    return processes
+
+
+def _start(process, launcher):
+    if launcher == 'local':
+        process.popen = subprocess.Popen(process.command, env=dict(os.environ, **process.env),
+                                         start_new_session=True)
+    else:
+        remote = 'cd %s && env %s %s' % (
+            shlex.quote(os.getcwd()),
+            ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(process.env.items())),
+            ' '.join(shlex.quote(part) for part in process.command))
+        process.popen = subprocess.Popen(['ssh', '-o', 'BatchMode=yes', process.host, remote],
+                                         start_new_session=True)
+
+
+def _stop(processes, grace=5.0):
+    """SIGTERM every running process group, then SIGKILL what is left after ``grace`` s."""
+    running = [p for p in processes if p.popen is not None and p.popen.poll() is None]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in running:
+            try:
+                os.killpg(p.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + grace
+        while time.time() < deadline and any(p.popen.poll() is None for p in running):
+            time.sleep(0.05)
+        running = [p for p in running if p.popen.poll() is None]
+        if not running:
+            break
+    for p in processes:
+        if p.popen is not None:
+            p.popen.wait()
+
+
+def run(command, num_workers, num_servers=1, hosts=None, launcher='local', timeout=None,
+        log=None, port=None):
+    """Start everything, wait for the workers; returns 0, or 1 naming a failed worker.
+
+    Every process is stopped before returning, whatever happens.
+    """
+    log = log or sys.stderr
+    processes = plan(command, num_workers, num_servers, hosts, port)
+    workers = [p for p in processes if p.role == 'worker']
+    start = time.time()
+    try:
+        for process in processes:
+            _start(process, launcher)
+        while True:
+            failed = [p for p in processes if p.popen.poll() not in (None, 0)]
+            if failed:
+                print('octconv-launch: %s (pid %d, %s) exited with code %d; stopping the others'
+                      % (failed[0].name, failed[0].popen.pid, failed[0].host,
+                         failed[0].popen.returncode), file=log)
+                return 1
+            if all(p.popen.poll() == 0 for p in workers):
+                return 0
+            if timeout is not None and time.time() - start > timeout:
+                print('octconv-launch: the workers did not finish within %g s; stopping them'
+                      % timeout, file=log)
+                return 1
+            time.sleep(0.1)
+    finally:
+        _stop(processes)
+
+
+def main(argv=None):
+    """Parse ``-n -s [--hosts] [--launcher] -- COMMAND`` and run it; exit code of the run."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = argv[argv.index('--') + 1:] if '--' in argv else []
+    own = argv[:argv.index('--')] if '--' in argv else argv
+    parser = argparse.ArgumentParser(prog='octconv-launch', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-n', '--num-workers', type=int, required=True)
+    parser.add_argument('-s', '--num-servers', type=int, default=1)
+    parser.add_argument('--hosts', help='file with one host address a line (ssh launcher)')
+    parser.add_argument('--launcher', choices=('local', 'ssh'), default='local')
+    parser.add_argument('--timeout', type=float, help='stop everything after this many seconds')
+    parser.add_argument('--dry-run', action='store_true', help='print the processes and exit')
+    args = parser.parse_args(own)
+    hosts = None
+    if args.launcher == 'ssh':
+        if not args.hosts:
+            parser.error('--launcher ssh needs --hosts FILE')
+        with open(args.hosts) as handle:
+            hosts = [line.strip() for line in handle if line.strip() and
+                     not line.startswith('#')]
+    try:
+        if args.dry_run:
+            for process in plan(command, args.num_workers, args.num_servers, hosts):
+                print('%-10s %-15s %s %s' % (process.name, process.host,
+                                             ' '.join('%s=%s' % kv for kv in
+                                                      sorted(process.env.items())),
+                                             ' '.join(process.command)))
+            return 0
+        return run(command, args.num_workers, args.num_servers, hosts, args.launcher,
+                   args.timeout)
+    except ValueError as err:
+        print('octconv-launch: error: %s' % err, file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
