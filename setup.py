@@ -35,6 +35,7 @@ setup(
         'octconv-score = octconv.train.score:main',
         'octconv-train = octconv.train.train_imagenet:main',
         'octconv-launch = octconv.utils.launch:main',
+        'octconv-bench = octconv.utils.bench:main',
     ]},
     cmdclass={'build_py': BuildPy},
 )

@@ -111,17 +111,28 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None, kvstore=N
     optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': scheduler}
     if args.dtype == 'float16':
         optimizer_params['multi_precision'] = True
-    if kvstore is not None:
-        # dist_sync: each worker updates locally from the summed gradients, so parameters and
-        # optimizer states are identical everywhere and checkpoints can save them.
-        # dist_async: MXNet keeps the optimizer on the servers (checkpoints hold parameters).
+    if args.kv_store == 'horovod' and kvstore is not None:
+        # Horovod averages the gradients itself (its trainer divides by the worker count).
+        # Only trained parameters start from rank 0's values: BatchNorm statistics are each
+        # worker's own, as with the parameter server.
+        kvstore.broadcast_parameters(net.collect_params('^(?!.*running_).*$'), root_rank=0)
+        trainer = kvstore.DistributedTrainer(net.collect_params(), args.optimizer,
+                                             optimizer_params)
+    elif kvstore is not None:
+        # The optimizer runs on the servers, which send every worker the updated weights.
+        # (With updates on the workers, Gluon's lazy kvstore set-up lets a worker's first
+        # gradient push overtake its pull of the initial weights, and that worker then
+        # starts from the summed gradients.) Checkpoints hold the parameters only.
         trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
-                                kvstore=kvstore, update_on_kvstore='async' in kvstore.type)
+                                kvstore=kvstore, update_on_kvstore=True)
     else:
         trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
                                 kvstore=args.kv_store if len(ctx) > 1 else None)
-    # gradients of all workers are summed before an update, except in async mode
-    workers = kvstore.num_workers if kvstore is not None and 'async' not in kvstore.type else 1
+    # gradients of all workers are summed before an update, except in async mode and with
+    # Horovod, which averages
+    workers = 1
+    if kvstore is not None and args.kv_store.startswith('dist') and 'async' not in kvstore.type:
+        workers = kvstore.num_workers
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
 
     start_epoch, iteration, history = 0, 0, []
@@ -132,8 +143,8 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None, kvstore=N
         if os.path.isfile(states):
             trainer.load_states(states)
         else:
-            log.warning('%s has no optimizer states (dist_async): momentum starts afresh',
-                        args.resume_from)
+            log.warning('%s has no optimizer states (a distributed run keeps them on the '
+                        'servers): momentum starts afresh', args.resume_from)
         start_epoch, iteration, history = meta['epoch'], meta['iteration'], meta['history']
         log.info('resumed from %s: epoch %d, iteration %d', args.resume_from, start_epoch,
                  iteration)
@@ -228,7 +239,7 @@ def _save(args, net, trainer, epoch, iteration, history, top1):
     def write_files(folder):
         net.save_parameters(os.path.join(folder, 'model.params'))
         if not trainer._update_on_kvstore or trainer._kvstore is None \
-                or 'dist' not in trainer._kvstore.type:
+                or 'dist' not in str(trainer._kvstore.type):
             trainer.save_states(os.path.join(folder, 'trainer.states'))
     meta = {'epoch': epoch, 'iteration': iteration, 'seed': args.seed, 'history': history,
             'lr': trainer.learning_rate, 'args': {k: v for k, v in vars(args).items()

@@ -193,17 +193,26 @@ def _num_workers(args):
     """Workers of a distributed run, as the launcher announced them (1 otherwise)."""
     if args.kv_store.startswith('dist'):
         return int(os.environ.get('DMLC_NUM_WORKER', 1))
+    if args.kv_store == 'horovod':
+        return int(os.environ.get('HOROVOD_SIZE', 1))
     return 1
 
 
 def _distributed(args):
-    """The KVStore of a dist_* run (args.rank set from it), or None."""
+    """The KVStore of a dist_* run, the horovod.mxnet module for horovod (args.rank set
+    from either), or None for one process."""
     import mxnet as mx
     if args.kv_store == 'horovod':
-        raise ValueError('--kv-store horovod needs the horovod package built with MXNet '
-                         '(HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip '
-                         'install --no-build-isolation horovod==0.28.1); mx.kv.create('
-                         "'horovod') in mxnet 1.9.1 is not Horovod")
+        try:
+            import horovod.mxnet as hvd
+        except ImportError:
+            raise ValueError('--kv-store horovod needs the horovod package built with MXNet '
+                             '(HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 '
+                             'pip install --no-build-isolation horovod==0.28.1); '
+                             "mx.kv.create('horovod') in mxnet 1.9.1 is not Horovod") from None
+        hvd.init()
+        args.rank = hvd.rank()
+        return hvd
     if not args.kv_store.startswith('dist'):
         return None
     if 'DMLC_ROLE' not in os.environ:
@@ -218,7 +227,8 @@ def run(args, stop_after=None):
     """Check the data, build everything and train; returns ``(net, history)``."""
     ctx = contexts(args)
     kvstore = _distributed(args)
-    workers = kvstore.num_workers if kvstore is not None else 1
+    workers = (kvstore.size() if args.kv_store == 'horovod' else kvstore.num_workers) \
+        if kvstore is not None else 1
     args.resume_from = _resume_folder(args)
     classes, count, train_source, val_source = _sources(args, ctx, workers, args.rank)
     batch_total = args.batch_size * len(ctx)

@@ -2,6 +2,7 @@
 
     octconv-launch -n 2 -s 1 -- octconv-train --kv-store dist_sync ...
     octconv-launch -n 4 -s 2 --launcher ssh --hosts hosts.txt -- octconv-train ...
+    octconv-launch -n 2 --mode horovod -- octconv-train --kv-store horovod ...
 
 Starts the ps-lite scheduler, ``-s`` servers and ``-n`` workers with the
 ``DMLC_*`` variables set (MXNet's own tools/launch.py no longer runs on
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ['Process', 'plan', 'run', 'main']
+__all__ = ['Process', 'plan', 'plan_horovod', 'run', 'main']
 
 LOCALHOST = '127.0.0.1'
 
@@ -78,6 +79,41 @@ def plan(command, num_workers, num_servers, hosts=None, port=None, python=None):
     return processes
 
 
+def plan_horovod(command, num_workers, port):
+    """Horovod (Gloo) workers on this machine, rendezvous on 127.0.0.1:``port``."""
+    from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
+    processes = []
+    for slot in get_host_assignments(parse_hosts('localhost:%d' % num_workers), num_workers):
+        env = {'HOROVOD_HOSTNAME': 'localhost', 'HOROVOD_RANK': str(slot.rank),
+               'HOROVOD_SIZE': str(slot.size), 'HOROVOD_LOCAL_RANK': str(slot.local_rank),
+               'HOROVOD_LOCAL_SIZE': str(slot.local_size),
+               'HOROVOD_CROSS_RANK': str(slot.cross_rank),
+               'HOROVOD_CROSS_SIZE': str(slot.cross_size),
+               'HOROVOD_GLOO_RENDEZVOUS_ADDR': LOCALHOST,
+               'HOROVOD_GLOO_RENDEZVOUS_PORT': str(port), 'HOROVOD_CONTROLLER': 'gloo',
+               'HOROVOD_CPU_OPERATIONS': 'gloo', 'HOROVOD_GLOO_IFACE': 'lo'}
+        processes.append(Process('worker', slot.rank, LOCALHOST, env, list(command)))
+    return processes
+
+
+class _Rendezvous:
+    """Horovod's rendezvous HTTP server, bound to 127.0.0.1 only (horovodrun binds all)."""
+
+    def __init__(self, num_workers):
+        import threading
+        from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
+        from horovod.runner.http.http_server import RendezvousHandler, RendezvousHTTPServer
+        self.httpd = RendezvousHTTPServer((LOCALHOST, 0), RendezvousHandler, 0)
+        self.port = self.httpd.server_address[1]
+        self.httpd.init(get_host_assignments(parse_hosts('localhost:%d' % num_workers),
+                                             num_workers))
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 def _start(process, launcher):
     if launcher == 'local':
         process.popen = subprocess.Popen(process.command, env=dict(os.environ, **process.env),
@@ -112,13 +148,22 @@ def _stop(processes, grace=5.0):
 
 
 def run(command, num_workers, num_servers=1, hosts=None, launcher='local', timeout=None,
-        log=None, port=None):
+        log=None, port=None, mode='ps'):
     """Start everything, wait for the workers; returns 0, or 1 naming a failed worker.
 
-    Every process is stopped before returning, whatever happens.
+    ``mode`` 'ps': ps-lite scheduler, servers and workers; 'horovod': Horovod Gloo
+    workers on this machine. Every process is stopped before returning, whatever happens.
     """
     log = log or sys.stderr
-    processes = plan(command, num_workers, num_servers, hosts, port)
+    rendezvous = None
+    if mode == 'horovod':
+        if launcher != 'local':
+            raise ValueError('--mode horovod starts workers on this machine; use horovodrun '
+                             'for several machines')
+        rendezvous = _Rendezvous(num_workers)
+        processes = plan_horovod(command, num_workers, rendezvous.port)
+    else:
+        processes = plan(command, num_workers, num_servers, hosts, port)
     workers = [p for p in processes if p.role == 'worker']
     start = time.time()
     try:
@@ -140,6 +185,8 @@ def run(command, num_workers, num_servers=1, hosts=None, launcher='local', timeo
             time.sleep(0.1)
     finally:
         _stop(processes)
+        if rendezvous is not None:
+            rendezvous.stop()
 
 
 def main(argv=None):
@@ -153,6 +200,9 @@ def main(argv=None):
     parser.add_argument('-s', '--num-servers', type=int, default=1)
     parser.add_argument('--hosts', help='file with one host address a line (ssh launcher)')
     parser.add_argument('--launcher', choices=('local', 'ssh'), default='local')
+    parser.add_argument('--mode', choices=('ps', 'horovod'), default='ps',
+                        help="'ps': MXNet parameter server (kvstore dist_*); 'horovod': Horovod "
+                             'Gloo workers on this machine (kvstore horovod)')
     parser.add_argument('--timeout', type=float, help='stop everything after this many seconds')
     parser.add_argument('--dry-run', action='store_true', help='print the processes and exit')
     args = parser.parse_args(own)
@@ -172,8 +222,8 @@ def main(argv=None):
                                              ' '.join(process.command)))
             return 0
         return run(command, args.num_workers, args.num_servers, hosts, args.launcher,
-                   args.timeout)
-    except ValueError as err:
+                   args.timeout, mode=args.mode)
+    except (ValueError, ImportError) as err:
         print('octconv-launch: error: %s' % err, file=sys.stderr)
         return 2
 

@@ -1,0 +1,216 @@
+"""``octconv-bench``: octave networks against the same network at ratio 0, in one process.
+
+For each ratio the model is built, hybridized and warmed up; then all models
+are timed interleaved (one run of each in turn, ``--repeats`` rounds) and the
+median is reported: inference latency and throughput at each batch size, and a
+training step (forward, backward, update). The vanilla side is timed with and
+without MXNet's MKLDNN fusion pass (``optimize_for(backend='MKLDNN')``) and the
+faster is used, so ratios are against the best vanilla a user could run.
+Peak memory is the process's peak RSS over each model's own runs (reset in
+between through /proc/self/clear_refs). ``--runtime onnxruntime`` times the
+ONNX exports in onnxruntime instead. Results print as a table and as JSON lines.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+__all__ = ['main']
+
+
+def _peak_rss_reset():
+    try:
+        with open('/proc/self/clear_refs', 'w') as handle:
+            handle.write('5')
+    except OSError:
+        pass
+
+
+def _peak_rss_mb():
+    with open('/proc/self/status') as handle:
+        for line in handle:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
+class _Candidate:
+    """One runnable model: a name, a ratio, and callables for inference and training."""
+
+    def __init__(self, label, ratio, infer, train=None):
+        self.label, self.ratio, self.infer, self.train = label, ratio, infer, train
+        self.times, self.train_times, self.peak = {}, [], 0.
+
+
+def _gluon_candidates(args, ratio, batch_sizes, mx):
+    from ..gluon import get_model
+    from ..symbol import get_linear
+
+    def build(static_shape=True):
+        if args.api == 'gluon':
+            net = get_model(args.model, ratio=ratio)
+        else:
+            net = mx.gluon.SymbolBlock(get_linear(args.model, args.depth, ratio=ratio or -1),
+                                       mx.sym.var('data'))
+        net.initialize(mx.init.Xavier())
+        net.hybridize(static_alloc=True, static_shape=static_shape)
+        return net
+    size = args.input_size
+    inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
+    plain = build()
+    variants = [('', plain)]
+    fused = build()
+    try:
+        fused.optimize_for(inputs[batch_sizes[0]], backend='MKLDNN')
+        fused(inputs[batch_sizes[0]]).wait_to_read()
+        variants.append((' +mkldnn-fusion', fused))
+    except Exception as err:          # the pass rejects some graphs: report and go on
+        print('ratio %g: MKLDNN fusion pass failed (%s)' % (ratio, str(err).splitlines()[0]),
+              file=sys.stderr)
+    trained = build(static_shape=False)
+    trainer = mx.gluon.Trainer(trained.collect_params(), 'sgd', {'learning_rate': 1e-4})
+    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+    labels = mx.nd.zeros((args.train_batch,))
+    train_x = mx.nd.random.uniform(shape=(args.train_batch, 3, size, size))
+
+    def train_step():
+        with mx.autograd.record():
+            loss = loss_fn(trained(train_x), labels)
+        loss.backward()
+        trainer.step(args.train_batch)
+        mx.nd.waitall()
+    candidates = []
+    for suffix, net in variants:
+        def infer(batch, net=net):
+            net(inputs[batch]).wait_to_read()
+        candidates.append(_Candidate('ratio %g%s' % (ratio, suffix), ratio, infer,
+                                     train_step if not suffix else None))
+    return candidates
+
+
+def _onnx_candidates(args, ratio, batch_sizes, mx):
+    import tempfile
+
+    import numpy as np
+    import onnxruntime as ort
+    from ..gluon import get_model
+    net = get_model(args.model, ratio=ratio)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    size = args.input_size
+    net(mx.nd.zeros((1, 3, size, size)))
+    folder = tempfile.mkdtemp(prefix='octconv-bench-')
+    prefix = os.path.join(folder, 'model')
+    net.export(prefix)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    sessions = {}
+    for batch in batch_sizes:
+        path = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
+                                    [(batch, 3, size, size)], [np.float32],
+                                    '%s-b%d.onnx' % (prefix, batch))
+        sessions[batch] = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
+              for b in batch_sizes}
+
+    def infer(batch):
+        session = sessions[batch]
+        session.run(None, {session.get_inputs()[0].name: inputs[batch]})
+    return [_Candidate('ratio %g onnxruntime' % ratio, ratio, infer)]
+
+
+def _flop_ratio(args, ratio):
+    from ..gluon import get_model
+    from ..symbol import get_linear
+    from .flops import count_block, count_symbol
+    shape = (1, 3, args.input_size, args.input_size)
+    if args.api == 'gluon':
+        return count_block(get_model(args.model, ratio=ratio), shape).flops
+    return count_symbol(get_linear(args.model, args.depth, ratio=ratio or -1), shape).flops
+
+
+def main(argv=None):
+    """Time a model at several ratios against ratio 0; print a table and JSON lines."""
+    parser = argparse.ArgumentParser(prog='octconv-bench', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--api', choices=('gluon', 'symbol'), default='gluon')
+    parser.add_argument('--model', '--network', dest='model', default=None,
+                        help='Gluon model (resnet50_v1b) or Symbol network (resnetv2)')
+    parser.add_argument('--depth', type=int, default=50, help='Symbol network depth')
+    parser.add_argument('--ratios', type=float, nargs='+', default=[0.125, 0.25, 0.5, 0.75])
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
+    parser.add_argument('--train-batch', type=int, default=16, help='0 = no training step')
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--threads', type=int, default=2, help='OpenMP / onnxruntime threads')
+    parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime'), default='mxnet')
+    args = parser.parse_args(argv)
+    args.model = args.model or ('resnet50_v1b' if args.api == 'gluon' else 'resnetv2')
+    if args.runtime == 'onnxruntime' and args.api != 'gluon':
+        parser.error('--runtime onnxruntime times Gluon models')
+    os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    import mxnet as mx
+    make = _onnx_candidates if args.runtime == 'onnxruntime' else _gluon_candidates
+    ratios = [0.] + [r for r in args.ratios if r != 0]
+    candidates = []
+    for ratio in ratios:
+        candidates.extend(make(args, ratio, args.batch_sizes, mx))
+    for cand in candidates:                    # warm-up: graph building, memory planning
+        for _ in range(args.warmup):
+            for batch in args.batch_sizes:
+                cand.infer(batch)
+        if cand.train and args.train_batch:
+            cand.train()
+    for _ in range(args.repeats):               # interleaved rounds
+        for cand in candidates:
+            _peak_rss_reset()
+            for batch in args.batch_sizes:
+                start = time.perf_counter()
+                cand.infer(batch)
+                cand.times.setdefault(batch, []).append(time.perf_counter() - start)
+            if cand.train and args.train_batch:
+                start = time.perf_counter()
+                cand.train()
+                cand.train_times.append(time.perf_counter() - start)
+            cand.peak = max(cand.peak, _peak_rss_mb())
+    flops = {ratio: _flop_ratio(args, ratio) for ratio in ratios}
+    vanilla = [c for c in candidates if c.ratio == 0]
+    best = {b: min(statistics.median(c.times[b]) for c in vanilla) for b in args.batch_sizes}
+    vanilla_train = [statistics.median(c.train_times) for c in vanilla if c.train_times]
+    print('%s %s at %dpx, %d threads, %s, median of %d interleaved runs'
+          % (args.api, args.model, args.input_size, args.threads, args.runtime, args.repeats))
+    head = '%-30s %8s' % ('model', 'FLOPs') + ''.join(
+        '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) + \
+        '%12s %7s %9s' % ('train ms', 'ratio', 'peak MB')
+    print(head)
+    rows = []
+    for cand in candidates:
+        row = {'model': args.model, 'api': args.api, 'runtime': args.runtime,
+               'variant': cand.label, 'ratio': cand.ratio,
+               'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_rss_mb': cand.peak}
+        line = '%-30s %8.3f' % (cand.label, row['flop_ratio'])
+        for batch in args.batch_sizes:
+            ms = statistics.median(cand.times[batch]) * 1000
+            row['b%d_ms' % batch] = ms
+            row['b%d_images_per_s' % batch] = batch / ms * 1000
+            row['b%d_time_ratio' % batch] = ms / 1000 / best[batch]
+            line += '%12.2f %9.1f %7.3f' % (ms, batch / ms * 1000, ms / 1000 / best[batch])
+        if cand.train_times and vanilla_train:
+            train_ms = statistics.median(cand.train_times) * 1000
+            row['train_ms'], row['train_time_ratio'] = train_ms, train_ms / 1000 / min(
+                vanilla_train)
+            line += '%12.1f %7.3f' % (train_ms, row['train_time_ratio'])
+        else:
+            line += '%12s %7s' % ('', '')
+        print(line + '%9.0f' % cand.peak)
+        rows.append(row)
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
