@@ -24,12 +24,19 @@ def _sum_pairs(a, b):
     return tuple(x if y is None else y if x is None else x + y for x, y in zip(a, b))
 
 
-def _strides(strides, down_pos):
-    """Strides of conv1, conv2, conv3: the unit's stride goes to conv ``down_pos``."""
+def _add_bottleneck_convs(block, in_planes, mid_planes, out_planes, groups, strides, down_pos):
+    """conv1 1x1, conv2 3x3 (grouped), conv3 1x1 of a bottleneck; the unit's stride goes to
+    conv ``down_pos`` (0, 1 or 2). Call inside the block's name scope."""
     if down_pos not in (0, 1, 2):
         raise ValueError('down_pos must be 0, 1 or 2 (which convolution strides), got %r'
                          % down_pos)
-    return tuple(strides if i == down_pos else 1 for i in range(3))
+    s1, s2, s3 = (strides if i == down_pos else 1 for i in range(3))
+    block.conv1 = octave.Conv2D(mid_planes, 1, strides=s1, in_channels=in_planes,
+                                use_bias=False, prefix='conv1')
+    block.conv2 = octave.Conv2D(mid_planes, 3, strides=s2, padding=1, groups=groups,
+                                in_channels=mid_planes, use_bias=False, prefix='conv2')
+    block.conv3 = octave.Conv2D(out_planes, 1, strides=s3, in_channels=mid_planes,
+                                use_bias=False, prefix='conv3')
 
 
 class BottleneckV1(HybridBlock):
@@ -47,19 +54,14 @@ class BottleneckV1(HybridBlock):
                  prefix=None):
         super().__init__(prefix=prefix)
         norm_kwargs = norm_kwargs or {}
-        s1, s2, s3 = _strides(strides, down_pos)
         with self.name_scope():
             if extra_bn:
                 self.bn1a = octave.BatchNorm(in_planes, center=False, scale=False, prefix='bn1a',
                                              **norm_kwargs)
-            self.conv1 = octave.Conv2D(mid_planes, 1, strides=s1, in_channels=in_planes,
-                                       use_bias=False, prefix='conv1')
+            _add_bottleneck_convs(self, in_planes, mid_planes, out_planes, groups, strides,
+                                  down_pos)
             self.bn1 = octave.BatchNorm(mid_planes, prefix='bn1', **norm_kwargs)
-            self.conv2 = octave.Conv2D(mid_planes, 3, strides=s2, padding=1, groups=groups,
-                                       in_channels=mid_planes, use_bias=False, prefix='conv2')
             self.bn2 = octave.BatchNorm(mid_planes, prefix='bn2', **norm_kwargs)
-            self.conv3 = octave.Conv2D(out_planes, 1, strides=s3, in_channels=mid_planes,
-                                       use_bias=False, prefix='conv3')
             self.bn3 = octave.BatchNorm(out_planes, prefix='bn3',
                                         gamma_initializer='zeros' if last_gamma else 'ones',
                                         **norm_kwargs)
@@ -105,17 +107,12 @@ class BottleneckV2(HybridBlock):
                  use_se=False, se_planes=0, norm_kwargs=None, prefix=None):
         super().__init__(prefix=prefix)
         norm_kwargs = norm_kwargs or {}
-        s1, s2, s3 = _strides(strides, down_pos)
         with self.name_scope():
+            _add_bottleneck_convs(self, in_planes, mid_planes, out_planes, groups, strides,
+                                  down_pos)
             self.bn1 = octave.BatchNorm(in_planes, prefix='bn1', **norm_kwargs)
-            self.conv1 = octave.Conv2D(mid_planes, 1, strides=s1, in_channels=in_planes,
-                                       use_bias=False, prefix='conv1')
             self.bn2 = octave.BatchNorm(mid_planes, prefix='bn2', **norm_kwargs)
-            self.conv2 = octave.Conv2D(mid_planes, 3, strides=s2, padding=1, groups=groups,
-                                       in_channels=mid_planes, use_bias=False, prefix='conv2')
             self.bn3 = octave.BatchNorm(mid_planes, prefix='bn3', **norm_kwargs)
-            self.conv3 = octave.Conv2D(out_planes, 1, strides=s3, in_channels=mid_planes,
-                                       use_bias=False, prefix='conv3')
             self.se_block = (octave.SE(se_planes, in_channels=out_planes, prefix='se')
                              if use_se else None)
             self.relu1 = octave.Activation('relu', prefix='relu1')

@@ -1,15 +1,15 @@
 """Parameter-server training on localhost: two workers, one server, against one process."""
 import os
+import subprocess
 import sys
 import textwrap
 
-import cv2
 import mxnet as mx
 import numpy as np
 import pytest
 
-from octconv.train import fit, train_imagenet
-from octconv.utils import data, demo_data, im2rec, launch
+from octconv.train import train_imagenet
+from octconv.utils import demo_data, im2rec, launch
 
 WORKER = textwrap.dedent('''
     import os, sys
@@ -21,16 +21,34 @@ WORKER = textwrap.dedent('''
     net.save_parameters(os.path.join(sys.argv[1], 'rank%d.params' % args.rank))
 ''')
 
+# The same training in one process on two devices, each fed one worker's shard.
+SINGLE = textwrap.dedent('''
+    import sys
+    import mxnet as mx
+    from octconv.train import fit, train_imagenet
+    from octconv.utils import data
+    rec, out = sys.argv[1], sys.argv[2]
+    args = train_imagenet.build_parser().parse_args(sys.argv[3:])
+    args.progress, args.rank, args.iters_per_epoch, args.resume_from = False, 0, 4, None
+
+    def both_shards(epoch):
+        shards = [data.train_iter(rec, rec[:-4] + '.idx', 5, 32, num_parts=2, part_index=part,
+                                  threads=1, seed=args.seed * 100003 + epoch, min_area=0.5)
+                  for part in (0, 1)]
+        return [(mx.nd.concat(a[0], b[0], dim=0), mx.nd.concat(a[1], b[1], dim=0))
+                for a, b in zip(data.batches(shards[0]), data.batches(shards[1]))]
+    net, _ = fit.fit(args, [mx.cpu(0), mx.cpu(1)], both_shards, None, classes=10)
+    for index, device in enumerate((mx.cpu(0), mx.cpu(1))):
+        mx.nd.save(out + '/device%d.params' % index,
+                   {k: v.data(device) for k, v in net._collect_params_with_prefix().items()})
+''')
+
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
+    """40 demo digits (4 per class) in one .rec at 32 px."""
     root = tmp_path_factory.mktemp('dist')
-    images, labels = demo_data.load_digits()
-    for digit in range(10):
-        (root / 'img' / str(digit)).mkdir(parents=True)
-        for k, index in enumerate(np.flatnonzero(labels == digit)[:4]):
-            cv2.imwrite(str(root / 'img' / str(digit) / ('%d.png' % k)),
-                        cv2.cvtColor(cv2.resize(images[index], (32, 32)), cv2.COLOR_GRAY2BGR))
+    demo_data.write_image_folder(str(root / 'img'), per_class=4)
     prefix = str(root / 'tiny')
     im2rec.pack(str(root / 'img'), prefix, val_ratio=0, threads=1)
     return prefix + '.rec'
@@ -82,23 +100,18 @@ def test_two_workers_equal_one_process_on_two_devices(tiny, tmp_path, mode):
     # only rank 0 writes: one log line per epoch, one set of checkpoints
     assert len(open(tmp_path / 'dist' / 'log.jsonl').read().splitlines()) == 1
 
-    # the same training in one process on two devices, each fed one worker's shard
-    parser = train_imagenet.build_parser()
-    args = parser.parse_args(_flags(tiny, tmp_path / 'single') + ['--kv-store', 'device'])
-    args.progress, args.rank, args.iters_per_epoch, args.resume_from = False, 0, 4, None
-
-    def both_shards(epoch):
-        shards = [data.train_iter(tiny, tiny[:-4] + '.idx', 5, 32, num_parts=2, part_index=part,
-                                  threads=1, seed=args.seed * 100003 + epoch, min_area=0.5)
-                  for part in (0, 1)]
-        return [(mx.nd.concat(a[0], b[0], dim=0), mx.nd.concat(a[1], b[1], dim=0))
-                for a, b in zip(data.batches(shards[0]), data.batches(shards[1]))]
-    net, _ = fit.fit(args, [mx.cpu(0), mx.cpu(1)], both_shards, None, classes=10)
-    params = net._collect_params_with_prefix()
+    # the same training in one process on two devices, in a fresh process as the workers are
+    single = tmp_path / 'single.py'
+    single.write_text(SINGLE)
+    subprocess.run([sys.executable, str(single), tiny, str(tmp_path)] +
+                   _flags(tiny, tmp_path / 'single') + ['--kv-store', 'device'],
+                   check=True, timeout=240)
+    devices = [mx.nd.load(str(tmp_path / ('device%d.params' % d))) for d in (0, 1)]
+    params = {name: [devices[0][name], devices[1][name]] for name in devices[0]}
     assert params.keys() == ranks[0].keys()
-    for name, param in params.items():
+    for name, (device0, device1) in params.items():
         # what a run saves is rank 0's state: equal to device 0, statistics included
-        want, got = param.data(mx.cpu(0)).asnumpy(), ranks[0][name].asnumpy()
+        want, got = device0.asnumpy(), ranks[0][name].asnumpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * max(1, np.abs(want).max()),
                                    err_msg=name)
         # rank 1 too, its BatchNorm statistics from its own shard like device 1's. Under
@@ -106,7 +119,7 @@ def test_two_workers_equal_one_process_on_two_devices(tiny, tmp_path, mode):
         # (open question): there only the trained parameters are compared.
         if mode == 'horovod' and 'running_' in name:
             continue
-        want = param.data(mx.cpu(1)).asnumpy()
+        want = device1.asnumpy()
         np.testing.assert_allclose(ranks[1][name].asnumpy(), want, rtol=1e-4,
                                    atol=1e-5 * max(1, np.abs(want).max()),
                                    err_msg=name + ', rank 1')

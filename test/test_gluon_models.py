@@ -210,7 +210,8 @@ def test_onnx_export_runs_in_onnxruntime_with_the_same_outputs(tmp_path, name, s
                                      [x.shape], [np.float32], prefix + '.onnx')
     session = ort.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
     got = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # float32 through another runtime's kernels: 1e-4 of the logits' scale
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 def test_backbone_gives_single_tensor_features_at_strides_8_16_32():

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import cv2
 import mxnet as mx
 import numpy as np
 import pytest
@@ -22,13 +21,7 @@ from octconv.utils import demo_data, im2rec
 def tiny(tmp_path_factory):
     """60 demo digits (6 per class) packed as train and val .rec at 32 px."""
     root = tmp_path_factory.mktemp('tiny')
-    images, labels = demo_data.load_digits()
-    for digit in range(10):
-        (root / 'img' / str(digit)).mkdir(parents=True)
-        for k, index in enumerate(np.flatnonzero(labels == digit)[:6]):
-            big = cv2.resize(images[index], (32, 32), interpolation=cv2.INTER_CUBIC)
-            cv2.imwrite(str(root / 'img' / str(digit) / ('%d.png' % k)),
-                        cv2.cvtColor(big, cv2.COLOR_GRAY2BGR))
+    demo_data.write_image_folder(str(root / 'img'), per_class=6)
     prefix = str(root / 'tiny')
     im2rec.pack(str(root / 'img'), prefix, val_ratio=0.34, threads=1)
     return prefix

@@ -6,8 +6,9 @@ median is reported: inference latency and throughput at each batch size, and a
 training step (forward, backward, update). The vanilla side is timed with and
 without MXNet's MKLDNN fusion pass (``optimize_for(backend='MKLDNN')``) and the
 faster is used, so ratios are against the best vanilla a user could run.
-Peak memory is the process's peak RSS over each model's own runs (reset in
-between through /proc/self/clear_refs). ``--runtime onnxruntime`` times the
+Peak memory is how far the process's RSS rose above its level before each
+model's own runs (the peak is reset in between through /proc/self/clear_refs),
+the memory that model's runs need beyond what every model already holds. ``--runtime onnxruntime`` times the
 ONNX exports in onnxruntime instead. Results print as a table and as JSON lines.
 """
 import argparse
@@ -20,20 +21,23 @@ import time
 __all__ = ['main']
 
 
+def _memory_mb(field):
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MB."""
+    with open('/proc/self/status') as handle:
+        for line in handle:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
+
+
 def _peak_rss_reset():
+    """Reset the peak to the current RSS; returns the current RSS (MB)."""
     try:
         with open('/proc/self/clear_refs', 'w') as handle:
             handle.write('5')
     except OSError:
         pass
-
-
-def _peak_rss_mb():
-    with open('/proc/self/status') as handle:
-        for line in handle:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
+    return _memory_mb('VmRSS')
 
 
 class _Candidate:
@@ -166,7 +170,7 @@ def main(argv=None):
             cand.train()
     for _ in range(args.repeats):               # interleaved rounds
         for cand in candidates:
-            _peak_rss_reset()
+            resident = _peak_rss_reset()
             for batch in args.batch_sizes:
                 start = time.perf_counter()
                 cand.infer(batch)
@@ -175,7 +179,7 @@ def main(argv=None):
                 start = time.perf_counter()
                 cand.train()
                 cand.train_times.append(time.perf_counter() - start)
-            cand.peak = max(cand.peak, _peak_rss_mb())
+            cand.peak = max(cand.peak, _memory_mb('VmHWM') - resident)
     flops = {ratio: _flop_ratio(args, ratio) for ratio in ratios}
     vanilla = [c for c in candidates if c.ratio == 0]
     best = {b: min(statistics.median(c.times[b]) for c in vanilla) for b in args.batch_sizes}
@@ -184,13 +188,13 @@ def main(argv=None):
           % (args.api, args.model, args.input_size, args.threads, args.runtime, args.repeats))
     head = '%-30s %8s' % ('model', 'FLOPs') + ''.join(
         '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) + \
-        '%12s %7s %9s' % ('train ms', 'ratio', 'peak MB')
+        '%12s %7s %9s' % ('train ms', 'ratio', '+peak MB')
     print(head)
     rows = []
     for cand in candidates:
         row = {'model': args.model, 'api': args.api, 'runtime': args.runtime,
                'variant': cand.label, 'ratio': cand.ratio,
-               'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_rss_mb': cand.peak}
+               'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_extra_mb': cand.peak}
         line = '%-30s %8.3f' % (cand.label, row['flop_ratio'])
         for batch in args.batch_sizes:
             ms = statistics.median(cand.times[batch]) * 1000

@@ -35,12 +35,19 @@ def load_digits():
     return images, table[:, 64].astype(int)
 
 
-def write_image_folder(root, size=IMAGE_SIZE):
-    """Write ``root/<digit>/<index>.jpg`` (white digit on black, ``size`` px); returns root."""
+def write_image_folder(root, size=IMAGE_SIZE, per_class=None):
+    """Write ``root/<digit>/<index>.jpg`` (white digit on black, ``size`` px); returns root.
+
+    ``per_class`` keeps only the first that many images of each digit.
+    """
     import cv2
     images, labels = load_digits()
     for digit in range(NUM_CLASSES):
         os.makedirs(os.path.join(root, str(digit)), exist_ok=True)
+    if per_class is not None:
+        keep = np.concatenate([np.flatnonzero(labels == d)[:per_class]
+                               for d in range(NUM_CLASSES)])
+        images, labels = images[np.sort(keep)], labels[np.sort(keep)]
     for index, (image, label) in enumerate(zip(images, labels)):
         big = cv2.resize(image, (size, size), interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(os.path.join(root, str(label), '%04d.jpg' % index),

@@ -1,0 +1,22 @@
+"""octconv-bench runs and reports every figure (no timing is asserted: it is a benchmark)."""
+import json
+
+from octconv.utils import bench, flops
+from octconv.gluon import get_model
+
+
+def test_bench_reports_each_model_against_the_best_vanilla(capsys):
+    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
+                       '2', '--train-batch', '2', '--input-size', '32', '--repeats', '2',
+                       '--warmup', '1']) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+    assert {r['ratio'] for r in rows} == {0.0, 0.5}
+    vanilla = [r for r in rows if r['ratio'] == 0]
+    for batch in (1, 2):        # ratios are against the fastest vanilla variant
+        assert min(r['b%d_time_ratio' % batch] for r in vanilla) == 1.0
+    octave = [r for r in rows if r['ratio'] == 0.5 and 'fusion' not in r['variant']][0]
+    shape = (1, 3, 32, 32)
+    want = (flops.count_block(get_model('mobilenet_v1_075', ratio=0.5), shape).flops /
+            flops.count_block(get_model('mobilenet_v1_075', ratio=0.), shape).flops)
+    assert abs(octave['flop_ratio'] - want) < 1e-12
+    assert octave['train_ms'] > 0 and octave['peak_extra_mb'] >= 0 and octave['b2_images_per_s'] > 0
