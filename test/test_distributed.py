@@ -33,7 +33,7 @@ SINGLE = textwrap.dedent('''
 
     def both_shards(epoch):
         shards = [data.train_iter(rec, rec[:-4] + '.idx', 5, 32, num_parts=2, part_index=part,
-                                  threads=1, seed=args.seed * 100003 + epoch, min_area=0.5)
+                                  threads=1, seed=fit.epoch_seed(args, epoch), min_area=0.5)
                   for part in (0, 1)]
         return [(mx.nd.concat(a[0], b[0], dim=0), mx.nd.concat(a[1], b[1], dim=0))
                 for a, b in zip(data.batches(shards[0]), data.batches(shards[1]))]

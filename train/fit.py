@@ -24,7 +24,7 @@ from .score import num_images, score
 from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'build_network', 'fit', 'export_model', 'seed_everything',
-           'EpochStats']
+           'epoch_seed', 'EpochStats']
 
 log = logging.getLogger('octconv.train')
 
@@ -74,7 +74,8 @@ def _no_weight_decay(net):
             param.wd_mult = 0.
 
 
-def _epoch_seed(args, epoch):
+def epoch_seed(args, epoch):
+    """The seed of everything random in ``epoch``: data order, augmentation, dropout, mixup."""
     return args.seed * 100003 + epoch
 
 
@@ -192,8 +193,8 @@ def export_model(args, net):
 
 def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, workers):
     from tqdm import tqdm
-    seed_everything(_epoch_seed(args, epoch))
-    rng = np.random.RandomState(_epoch_seed(args, epoch))
+    seed_everything(epoch_seed(args, epoch))
+    rng = np.random.RandomState(epoch_seed(args, epoch))
     use_mixup = args.mixup and epoch < args.num_epochs - args.mixup_off_epoch
     loss_sum = correct = seen = batches_done = 0
     bar = tqdm(total=num_images(source), unit='img', desc='epoch %d' % (epoch + 1),

@@ -21,7 +21,7 @@ from ..utils.cli import add_data_args, add_device_args, contexts, data_source
 from ..utils.data import DataError
 from ..gluon.base import CheckpointMismatch
 from . import checkpoint
-from .fit import TrainingDiverged, fit
+from .fit import TrainingDiverged, epoch_seed, fit
 
 __all__ = ['build_parser', 'apply_preset', 'plot_curves', 'run', 'main']
 
@@ -182,7 +182,7 @@ def _sources(args, ctx, num_parts=1, part_index=0):
 
     def train_source(epoch):
         return data_source(args, 'train', batch_total, classes, num_parts, part_index,
-                           seed=args.seed * 100003 + epoch)
+                           seed=epoch_seed(args, epoch))
 
     def val_source():
         return data_source(args, 'val', batch_total, classes)
