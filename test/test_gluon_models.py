@@ -1,5 +1,4 @@
 """Gluon blocks and models: released names, paper parameter counts, any size, export paths."""
-import os
 
 import mxnet as mx
 import numpy as np
