@@ -20,3 +20,11 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
             flops.count_block(get_model('mobilenet_v1_075', ratio=0.), shape).flops)
     assert abs(octave['flop_ratio'] - want) < 1e-12
     assert octave['train_ms'] > 0 and octave['peak_extra_mb'] >= 0 and octave['b2_images_per_s'] > 0
+
+
+def test_bench_runs_symbol_networks(capsys):
+    assert bench.main(['--api', 'symbol', '--network', 'resnetv2', '--depth', '26', '--ratios',
+                       '0.5', '--batch-sizes', '1', '--train-batch', '2', '--input-size', '32',
+                       '--repeats', '1', '--warmup', '1']) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+    assert {r['ratio'] for r in rows} == {0.0, 0.5} and all(r['api'] == 'symbol' for r in rows)

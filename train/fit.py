@@ -24,7 +24,7 @@ from .score import num_images, score
 from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'build_network', 'fit', 'export_model', 'seed_everything',
-           'epoch_seed', 'EpochStats']
+           'epoch_seed', 'default_initializers', 'EpochStats']
 
 log = logging.getLogger('octconv.train')
 
@@ -58,7 +58,7 @@ def build_network(args, classes):
     return gluon.SymbolBlock(symbol, mx.sym.var('data'))
 
 
-def _default_initializers(net):
+def default_initializers(net):
     """Ones/zeros for the vectors of a SymbolBlock, whose parameters come without any."""
     for name, param in net.collect_params().items():
         if param.init is None:
@@ -99,7 +99,7 @@ def fit(args, ctx, train_source, val_source, classes, stop_after=None, kvstore=N
     if args.dtype == 'float16':
         net.cast('float16')
     seed_everything(args.seed)
-    _default_initializers(net)
+    default_initializers(net)
     net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2), ctx=ctx)
     if args.no_wd:
         _no_weight_decay(net)

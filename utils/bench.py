@@ -51,6 +51,7 @@ class _Candidate:
 def _gluon_candidates(args, ratio, batch_sizes, mx):
     from ..gluon import get_model
     from ..symbol import get_linear
+    from ..train.fit import default_initializers
 
     def build(static_shape=True):
         if args.api == 'gluon':
@@ -58,6 +59,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx):
         else:
             net = mx.gluon.SymbolBlock(get_linear(args.model, args.depth, ratio=ratio or -1),
                                        mx.sym.var('data'))
+            default_initializers(net)
         net.initialize(mx.init.Xavier())
         net.hybridize(static_alloc=True, static_shape=static_shape)
         return net
