@@ -7,7 +7,8 @@ from mxnet.gluon.block import HybridBlock
 from ..utils.octave import check_ratio, split_channels
 from .nn import Adapter
 
-__all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'check_parameter_file',
+__all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'read_parameter_file',
+           'check_parameters',
            'octave_channels', 'trainable_parameters',
            'global_pool']
 
@@ -21,12 +22,10 @@ def octave_channels(channels, ratio):
     return tuple(c if c > 0 else -1 for c in split_channels(channels, ratio))
 
 
-def check_parameter_file(filename, expected, model, allow_missing=False, ignore_extra=False):
-    """Compare a parameter file with ``expected`` = ``{name: shape}`` before loading it.
+def read_parameter_file(filename):
+    """``{name: NDArray}`` of an MXNet parameter file, ``arg:``/``aux:`` prefixes removed.
 
-    ``arg:`` / ``aux:`` prefixes (Module checkpoints) are ignored. Raises
-    :class:`CheckpointMismatch` naming ``model``, the file and the first parameter
-    that is missing, unexpected or of another shape.
+    Raises :class:`CheckpointMismatch` when the file is not a parameter file.
     """
     try:
         loaded = mx.nd.load(filename)
@@ -35,8 +34,16 @@ def check_parameter_file(filename, expected, model, allow_missing=False, ignore_
                                  % (filename, str(err).splitlines()[0])) from None
     if not isinstance(loaded, dict):
         raise CheckpointMismatch('%s holds no named parameters' % filename)
-    loaded = {k.split(':', 1)[-1]: v for k, v in loaded.items()}
-    where = '%s cannot load %s' % (model, filename)
+    return {k.split(':', 1)[-1]: v for k, v in loaded.items()}
+
+
+def check_parameters(loaded, expected, model, source, allow_missing=False, ignore_extra=False):
+    """Compare ``loaded`` parameters (read from ``source``) with ``expected`` = ``{name: shape}``.
+
+    Raises :class:`CheckpointMismatch` naming ``model``, ``source`` and the first
+    parameter that is missing, unexpected or of another shape.
+    """
+    where = '%s cannot load %s' % (model, source)
     for name in sorted(expected):
         if name not in loaded:
             if not allow_missing:
@@ -50,7 +57,6 @@ def check_parameter_file(filename, expected, model, allow_missing=False, ignore_
     if extra and not ignore_extra:
         raise CheckpointMismatch('%s: the file has parameter %s, which the model does not have'
                                  % (where, extra[0]))
-    return loaded
 
 
 def global_pool(F, x):
@@ -132,12 +138,20 @@ class OctaveModel(HybridBlock):
         Raises :class:`CheckpointMismatch` naming the model, the ratio and the
         first parameter that is missing, unexpected or of another shape.
         """
-        expected = {name: p.shape for name, p in self._collect_params_with_prefix().items()}
-        check_parameter_file(filename, expected, '%s (ratio %s)' % (self.model_name, self.ratio),
-                             allow_missing=allow_missing, ignore_extra=ignore_extra)
-        super().load_parameters(filename, ctx=ctx, allow_missing=allow_missing,
-                                ignore_extra=ignore_extra, cast_dtype=cast_dtype,
-                                dtype_source=dtype_source)
+        self.load_parameter_dict(read_parameter_file(filename), filename, ctx, allow_missing,
+                                 ignore_extra, cast_dtype, dtype_source)
+
+    def load_parameter_dict(self, loaded, source, ctx=None, allow_missing=False,
+                            ignore_extra=False, cast_dtype=False, dtype_source='current'):
+        """Check, then load ``loaded`` = ``{structural name: NDArray}`` read from ``source``."""
+        params = self._collect_params_with_prefix()
+        check_parameters(loaded, {name: p.shape for name, p in params.items()},
+                         '%s (ratio %s)' % (self.model_name, self.ratio), source,
+                         allow_missing=allow_missing, ignore_extra=ignore_extra)
+        for name, param in params.items():
+            if name in loaded:   # what HybridBlock.load_parameters does after its own read
+                param._load_init(loaded[name], ctx, cast_dtype=cast_dtype,
+                                 dtype_source=dtype_source)
 
 
 class Backbone(HybridBlock):

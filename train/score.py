@@ -28,7 +28,7 @@ import mxnet as mx
 import numpy as np
 
 from ..gluon import get_model
-from ..gluon.base import CheckpointMismatch, check_parameter_file
+from ..gluon.base import CheckpointMismatch, check_parameters, read_parameter_file
 from ..utils.cli import add_data_args, add_device_args, contexts, data_source
 from ..utils.data import DataError, batches
 
@@ -82,6 +82,7 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-
     params = '%s-%04d.params' % (prefix, epoch)
     if not os.path.isfile(params):
         raise DataError('%s: checkpoint parameters not found' % params)
+    weights = read_parameter_file(params)
     if os.path.isfile(prefix + '-symbol.json'):
         symbol = mx.sym.load(prefix + '-symbol.json')
         model = prefix
@@ -89,8 +90,7 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-
         if network is None or depth is None:
             raise ValueError('%s-symbol.json not found: give --network and --depth (and '
                              '--ratio) to build the symbol' % prefix)
-        weights = mx.nd.load(params)
-        classes = weights.get('arg:classifier_weight', weights.get('classifier_weight'))
+        classes = weights.get('classifier_weight')
         symbol = get_linear(network, depth, num_classes=classes.shape[0] if classes is not None
                             else 1000, ratio=ratio)
         model = '%s-%d (ratio %s)' % (network, depth, ratio)
@@ -100,9 +100,9 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-
     expected = dict(zip(symbol.list_arguments(), arg_shapes))
     expected.update(zip(symbol.list_auxiliary_states(), aux_shapes))
     expected.pop('data')
-    check_parameter_file(params, expected, model, ignore_extra=True)
+    check_parameters(weights, expected, model, params, ignore_extra=True)
     net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-    net.collect_params().load(params, ctx=ctx, ignore_extra=True)
+    net.collect_params().load_dict(weights, ctx=ctx, ignore_extra=True, filename=params)
     return net
 
 
@@ -110,10 +110,11 @@ def load_gluon_model(name, ratio, params, ctx, use_se=False):
     """A Gluon model with ``params`` loaded (classes taken from the file's classifier)."""
     if not os.path.isfile(params):
         raise DataError('%s: parameter file not found' % params)
-    classifier = mx.nd.load(params).get('classifer.weight')
+    weights = read_parameter_file(params)
+    classifier = weights.get('classifer.weight')
     classes = classifier.shape[0] if classifier is not None else 1000
     net = get_model(name, ratio=ratio, classes=classes, **({'use_se': True} if use_se else {}))
-    net.load_parameters(params, ctx=ctx)
+    net.load_parameter_dict(weights, params, ctx=ctx)
     return net
 
 
