@@ -184,3 +184,19 @@ def test_paper_preset(monkeypatch):
     plain = train_imagenet.apply_preset(parser.parse_args(
         ['--api', 'symbol', '--preset', 'paper']), parser)
     assert not plain.mixup and plain.label_smoothing == 0
+
+
+def test_training_and_scoring_from_image_folders(tmp_path, capsys):
+    demo_data.write_image_folder(str(tmp_path / 'data' / 'train'), per_class=3)
+    demo_data.write_image_folder(str(tmp_path / 'data' / 'val'), per_class=2)
+    save = tmp_path / 'run'
+    assert train_imagenet.main(['--data-dir', str(tmp_path / 'data'), '--save-dir', str(save),
+                                '--num-epochs', '1', '--warmup-epochs', '0', '--batch-size',
+                                '10', '--quiet', '--input-size', '32']) == 0
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (trained['images'], trained['val_images']) == (30, 20)   # DIR/train and DIR/val
+    from octconv.train import score
+    assert score.main(['--model', str(save / 'model'), '--epoch', '1', '--data-dir',
+                       str(tmp_path / 'data' / 'val'), '--input-size', '32', '--quiet']) == 0
+    scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scored['images'] == 20 and scored['top1'] == trained['top1']   # the folder itself

@@ -71,6 +71,7 @@ def add_data_args(parser, train=False):
     group.add_argument('--rec-val-idx', help='validation .idx file')
     group.add_argument('--data-dir', help='image folders %s' % (
         'DIR/train/<class>/ and DIR/val/<class>/' if train else 'DIR/<class>/<image>'))
+    parser.set_defaults(data_dir_has_splits=train)
     group.add_argument('--convention', choices=('gluon', 'symbol'), default=None,
                        help="normalisation: 'gluon' (mean 123.68.., std 58.4..) or 'symbol' "
                             "(mean 124,117,104, scale 0.0167, bicubic); default by API")
@@ -113,9 +114,9 @@ def data_source(args, split, batch_size, num_classes=None, num_parts=1, part_ind
     from .demo_data import demo_records
     rec = getattr(args, 'rec_%s' % split, None)
     idx = getattr(args, 'rec_%s_idx' % split, None)
-    folder = os.path.join(args.data_dir, split) if args.data_dir else None
-    if args.data_dir and split == 'val' and not hasattr(args, 'rec_train'):
-        folder = args.data_dir                   # score.py: --data-dir is the folder itself
+    folder = args.data_dir
+    if folder and args.data_dir_has_splits:
+        folder = os.path.join(folder, split)
     if rec is None and folder is None:
         rec = demo_records()[split]
     height = (args.input_size * 2)[0]
