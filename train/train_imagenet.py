@@ -159,9 +159,9 @@ def _resume_folder(args):
 
 def _training_set(args, num_parts=1):
     """(classes found, training images per part), checking the data before training."""
+    from ..utils.data import check_once
     from ..utils.demo_data import demo_records
     from ..utils.im2rec import list_image_folder
-    from ..utils.recordio_check import check_recordio
     if args.data_dir:
         folder = os.path.join(args.data_dir, 'train')
         classes, items = list_image_folder(folder)
@@ -170,7 +170,7 @@ def _training_set(args, num_parts=1):
                             % (folder, len(classes), args.num_classes))
         return len(classes), len(items) // num_parts
     rec = args.rec_train or demo_records()['train']
-    info = check_recordio(rec, args.rec_train_idx, num_classes=args.num_classes)
+    info = check_once(rec, args.rec_train_idx, args.num_classes, False)
     return int(max(info.labels)) + 1, info.count // num_parts
 
 

@@ -17,8 +17,8 @@ from collections import namedtuple
 
 from .recordio_check import DataError, check_recordio
 
-__all__ = ['Normalization', 'NORMALIZATIONS', 'validation_resize', 'train_iter', 'val_iter',
-           'image_folder_loader', 'batches', 'open_source', 'DataError']
+__all__ = ['Normalization', 'NORMALIZATIONS', 'validation_resize', 'check_once', 'train_iter',
+           'val_iter', 'image_folder_loader', 'batches', 'open_source', 'DataError']
 
 Normalization = namedtuple('Normalization', ['mean', 'std', 'inter_method'])
 
@@ -53,6 +53,20 @@ def _norm_kwargs(norm):
                 std_r=norm.std[0], std_g=norm.std[1], std_b=norm.std[2])
 
 
+def check_once(rec, idx, num_classes, decode):
+    """:func:`check_recordio`, once per file version: the loops open a fresh iterator every
+    epoch, and a scan of ImageNet's 1.28M records need not be repeated."""
+    versions = tuple((os.path.getsize(p), os.path.getmtime(p)) if p and os.path.isfile(p)
+                     else None for p in (rec, idx))
+    key = (rec, idx, num_classes, decode, versions)
+    if key not in _SCANS:
+        _SCANS[key] = check_recordio(rec, idx, num_classes=num_classes, decode=decode)
+    return _SCANS[key]
+
+
+_SCANS = {}
+
+
 def _counted(count, iterator):
     """Attach the number of images a scan found (``num_images``) to an iterator."""
     iterator.num_images = count
@@ -72,8 +86,7 @@ def train_iter(rec, idx, batch_size, input_size=224, num_classes=None, num_parts
     ``check=False``.
     """
     import mxnet as mx
-    count = (check_recordio(rec, idx, num_classes=num_classes, decode=validate).count
-             if check else None)
+    count = check_once(rec, idx, num_classes, validate).count if check else None
     norm = _normalization(convention)
     return _counted(count // num_parts if count else None, mx.io.ImageRecordIter(
         path_imgrec=rec, data_shape=(3, input_size, input_size), **_index(idx),
@@ -90,8 +103,7 @@ def val_iter(rec, idx, batch_size, input_size=224, crop_ratio=0.875, num_classes
     """Validation ``ImageRecordIter``: shorter side to ``ceil(input_size / crop_ratio)``,
     center crop, normalisation; the last batch is padded (``batch.pad``)."""
     import mxnet as mx
-    count = (check_recordio(rec, idx, num_classes=num_classes, decode=validate).count
-             if check else None)
+    count = check_once(rec, idx, num_classes, validate).count if check else None
     norm = _normalization(convention)
     return _counted(count if num_parts == 1 else None, mx.io.ImageRecordIter(
         path_imgrec=rec, data_shape=(3, input_size, input_size), **_index(idx),
