@@ -4,7 +4,8 @@ import numpy as np
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import check_ratio, split_channels
+from ..utils.octave import (assume_even_sizes, check_ratio, crops_are_noops, graph_mode,
+                             split_channels, use_graph)
 from .nn import Adapter
 
 __all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'read_parameter_file',
@@ -85,6 +86,53 @@ class OctaveModel(HybridBlock):
         self.model_name = model_name
         self.ratio = max(check_ratio(ratio, '%s: ratio' % model_name), 0.)  # -1 = vanilla = 0
         self.unit_names = []
+        self._graph_key = None       # (graph mode, crop-free) the cached graph was built for
+        self._crop_free_sizes = {}   # (H, W) -> whether every crop is a no-op there
+
+    def forward(self, x, *args):
+        """Run the model; on an NDArray, with the graph fit for its size and the graph mode.
+
+        In the optimized graph the crops that odd sizes need are left out when
+        every map of this input size has even sides (checked once per size on
+        the traced graph); the cached graph is rebuilt when that or the mode
+        (:func:`octconv.utils.octave.use_graph`) changes.
+        """
+        if not isinstance(x, mx.nd.NDArray):
+            return super().forward(x, *args)
+        mode = graph_mode()
+        key = (mode, mode == 'optimized' and self._crop_free(x.shape))
+        if key != self._graph_key:
+            self._clear_cached_op()
+            self._graph_key = key
+        with use_graph(key[0]), assume_even_sizes(key[1]):
+            return super().forward(x, *args)
+
+    def _crop_free(self, shape):
+        size = tuple(shape[2:])
+        if size not in self._crop_free_sizes:
+            traced = super().forward(mx.sym.var('data'))
+            self._crop_free_sizes[size] = crops_are_noops(traced, (1,) + tuple(shape[1:]))
+        return self._crop_free_sizes[size]
+
+    def export(self, path, epoch=0, remove_amp_cast=True, data_shape=None):
+        """Write ``path-symbol.json`` and ``path-%04d.params`` like ``HybridBlock.export``.
+
+        The symbol is traced afresh, in the current graph mode, and needs no
+        earlier forward call. It takes every input size, unless ``data_shape``
+        (N, C, H, W) is given: then the optimized graph is specialised to that
+        size (see :meth:`forward`), for deployment at one size.
+        """
+        even = data_shape is not None and graph_mode() == 'optimized' and \
+            self._crop_free(data_shape)
+        with assume_even_sizes(even):
+            symbol = super().forward(mx.sym.var('data'))
+        symbol.save('%s-symbol.json' % path, remove_amp_cast=remove_amp_cast)
+        args, aux = set(symbol.list_arguments()), set(symbol.list_auxiliary_states())
+        saved = {}
+        for name, param in self.collect_params().items():
+            if name in args or name in aux:
+                saved['%s:%s' % ('arg' if name in args else 'aux', name)] = param._reduce()
+        mx.nd.save('%s-%04d.params' % (path, epoch), saved)
 
     def add_unit(self, name, block):
         """Register ``block`` as ``name`` (its structural parameter prefix) and run it next."""

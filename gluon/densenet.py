@@ -8,6 +8,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from ..symbol.densenet import STAGES
+from ..utils.octave import concat_channels
 from . import nn as octave
 from .base import OctaveModel, global_pool, octave_channels
 from .resnet import _norm_kwargs
@@ -17,7 +18,7 @@ __all__ = ['DenseLayer', 'Transition', 'DenseNet', 'densenet121', 'densenet161',
 
 
 def _concat_pairs(F, a, b):
-    return tuple(y if x is None else x if y is None else F.concat(x, y, dim=1)
+    return tuple(y if x is None else x if y is None else concat_channels(F, (x, y))
                  for x, y in zip(a, b))
 
 

@@ -15,7 +15,8 @@ import mxnet as mx
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import (PATHS, octave_conv, octave_pool, plan_octave_conv, upsample_like)
+from ..utils.octave import (PATHS, activation, octave_conv, octave_pool, plan_octave_conv,
+                            upsample_like)
 
 __all__ = ['Conv2D', 'BatchNorm', 'Activation', 'AvgPool2D', 'MaxPool2D', 'SE', 'Adapter',
            'to_pair']
@@ -137,9 +138,7 @@ class Activation(HybridBlock):
         self.activation = activation
 
     def _apply(self, F, x, part):
-        if self.activation == 'relu6':
-            return F.clip(x, 0, 6, name='-' + part)
-        return getattr(F, self.activation)(x, name='-' + part)
+        return activation(F, x, self.activation, counted=False, name='-' + part)
 
     def hybrid_forward(self, F, x_high, x_low=None):
         return tuple(None if x is None else self._apply(F, x, part)
@@ -205,7 +204,8 @@ class SE(HybridBlock):
     def hybrid_forward(self, F, x_high, x_low=None):
         present = [(part, x) for part, x in zip('hl', (x_high, x_low)) if x is not None]
         pooled = [F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg') for _, x in present]
-        squeezed = F.relu(self.conv1(pooled[0] if len(pooled) == 1 else F.concat(*pooled, dim=1)))
+        merged = pooled[0] if len(pooled) == 1 else F.concat(*pooled, dim=1)
+        squeezed = activation(F, self.conv1(merged), counted=False)
         out = {part: F.broadcast_mul(x, F.sigmoid(self._children[self._parts[part]](squeezed)))
                for part, x in present}
         return out.get('h'), out.get('l')

@@ -9,6 +9,7 @@ bottleneck. The last stage always runs at ratio 0. Units are named
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
+from ..utils.octave import activation
 from . import nn as octave
 from .base import OctaveModel, global_pool, octave_channels
 
@@ -163,10 +164,10 @@ class BigLittleStem(HybridBlock):
             self.bn4 = nn.BatchNorm(in_channels=out_planes, prefix='bn4_', **norm_kwargs)
 
     def hybrid_forward(self, F, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = activation(F, self.bn1(self.conv1(x)), counted=False)
+        out = activation(F, self.bn2(self.conv2(out)), counted=False)
         out = self.bn3(self.conv3(out))
-        return F.relu(out + self.bn4(self.conv4(x)))
+        return activation(F, out + self.bn4(self.conv4(x)), counted=False)
 
 
 def _stem(width, deep_stem, big_little, norm_kwargs):

@@ -18,8 +18,8 @@ optional zero-initialised gamma.
 """
 import mxnet as mx
 
-from ..utils.octave import (check_ratio, octave_conv, octave_dense, octave_pool,
-                            plan_octave_conv, plan_octave_dense, split_channels)
+from ..utils.octave import (add, check_ratio, concat_channels, octave_conv, octave_dense,
+                            octave_pool, plan_octave_conv, plan_octave_dense, split_channels)
 
 __all__ = ['PlainOps', 'OctaveOps', 'plain', 'octave', 'ops_for', 'channels_for', 'as_pair',
            'single']
@@ -99,8 +99,8 @@ class PlainOps:
         return mx.sym.expand_dims(data, axis=axis, name=name)
 
     def ElementWiseSum(self, *args, name=None):
-        """``mx.sym.ElementWiseSum``."""
-        return mx.sym.ElementWiseSum(*args, name=name)
+        """Sum of the maps (``elemwise_add`` of two in the optimized graph)."""
+        return add(mx.sym, args, name=name)
 
     def Concat(self, *args, name=None, dim=1):
         """``mx.sym.Concat`` along channels."""
@@ -241,11 +241,14 @@ class OctaveOps(PlainOps):
 
     def ElementWiseSum(self, *args, name=None):
         """Sum high with high and low with low."""
-        return _across(mx.sym.ElementWiseSum, args, name)
+        return _across(lambda *parts, name: add(mx.sym, parts, name=name), args, name)
 
     def Concat(self, *args, name=None, dim=1):
-        """Concatenate high with high and low with low along channels."""
-        return _across(mx.sym.Concat, args, name, dim=dim)
+        """Concatenate high with high and low with low along channels (``dim`` 1 only)."""
+        if dim != 1:
+            raise ValueError('%s: octave maps are concatenated along channels (dim=1), got dim=%r'
+                             % (name, dim))
+        return _across(lambda *parts, name: concat_channels(mx.sym, parts, name=name), args, name)
 
     def broadcast_mul(self, lhs, rhs, name=None):
         """Multiply part by part (e.g. a map by its squeeze-excitation gates)."""

@@ -73,7 +73,7 @@ def test_label_smoothing_and_mixup_targets_by_hand():
                                        '--ratio', '0.375']])
 def test_loss_decreases_on_repeated_batches(tmp_path, api_args):
     parser = train_imagenet.build_parser()
-    args = parser.parse_args(api_args + ['--save-dir', str(tmp_path), '--num-epochs', '12',
+    args = parser.parse_args(api_args + ['--save-dir', str(tmp_path), '--num-epochs', '20',
                                          '--lr', '0.01', '--warmup-epochs', '0', '--quiet',
                                          '--lr-mode', 'step', '--optimizer', 'sgd'])
     args.progress, args.rank, args.iters_per_epoch = False, 0, 1

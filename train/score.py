@@ -92,7 +92,8 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-
                              '--ratio) to build the symbol' % prefix)
         classes = weights.get('classifier_weight')
         symbol = get_linear(network, depth, num_classes=classes.shape[0] if classes is not None
-                            else 1000, ratio=ratio)
+                            else 1000, ratio=ratio,
+                            data_shape=(1, 3, input_size, input_size))
         model = '%s-%d (ratio %s)' % (network, depth, ratio)
     if 'softmax_label' in symbol.list_arguments():
         symbol = symbol.get_children()[0]          # the logits under SoftmaxOutput

@@ -18,6 +18,8 @@ import statistics
 import sys
 import time
 
+from .octave import GRAPHS, use_graph
+
 __all__ = ['main']
 
 
@@ -48,55 +50,89 @@ class _Candidate:
         self.times, self.train_times, self.peak = {}, [], 0.
 
 
-def _gluon_candidates(args, ratio, batch_sizes, mx):
+def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
     from ..gluon import get_model
     from ..symbol import get_linear
     from ..train.fit import default_initializers
+    size = args.input_size
 
     def build(static_shape=True):
         if args.api == 'gluon':
             net = get_model(args.model, ratio=ratio)
         else:
-            net = mx.gluon.SymbolBlock(get_linear(args.model, args.depth, ratio=ratio or -1),
+            net = mx.gluon.SymbolBlock(get_linear(args.model, args.depth, ratio=ratio or -1,
+                                                  data_shape=(1, 3, size, size)),
                                        mx.sym.var('data'))
             default_initializers(net)
         net.initialize(mx.init.Xavier())
         net.hybridize(static_alloc=True, static_shape=static_shape)
         return net
-    size = args.input_size
     inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
-    plain = build()
-    variants = [('', plain)]
-    fused = build()
-    try:
-        fused.optimize_for(inputs[batch_sizes[0]], backend='MKLDNN')
-        fused(inputs[batch_sizes[0]]).wait_to_read()
-        variants.append((' +mkldnn-fusion', fused))
-    except Exception as err:          # the pass rejects some graphs: report and go on
-        print('ratio %g: MKLDNN fusion pass failed (%s)' % (ratio, str(err).splitlines()[0]),
-              file=sys.stderr)
+    with use_graph(graph):
+        plain = build()
+        plain(inputs[batch_sizes[0]])
+        variants = [('', plain)]
+        try:
+            variants.append((' +mkldnn-fusion', _fused(plain, inputs[batch_sizes[0]], mx)))
+        except Exception as err:          # the pass rejects some graphs: report and go on
+            print('ratio %g: MKLDNN fusion pass failed (%s)' % (ratio, str(err).splitlines()[0]),
+                  file=sys.stderr)
+        train_step = _train_step(args, build, mx, graph) if args.train_batch else None
+    candidates = []
+    for suffix, net in variants:
+        def infer(batch, net=net):
+            with use_graph(graph):
+                net(inputs[batch]).wait_to_read()
+        label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
+        candidates.append(_Candidate(label, ratio, infer, train_step if not suffix else None))
+    return candidates
+
+
+def _fused(net, x, mx):
+    """``net`` through MXNet's MKLDNN fusion pass, as a hybridized SymbolBlock.
+
+    The pass runs on the exported symbol (``get_backend_symbol``): Gluon's
+    ``optimize_for`` mis-wires the weights of octave graphs in MXNet 1.9.1.
+    """
+    import tempfile
+    if isinstance(net, mx.gluon.SymbolBlock):
+        symbol = net(mx.sym.var('data'))
+        params = {name: p.data() for name, p in net.collect_params().items()}
+    else:
+        with tempfile.TemporaryDirectory(prefix='octconv-bench-') as folder:
+            prefix = os.path.join(folder, 'model')
+            net.export(prefix, data_shape=x.shape)
+            symbol = mx.sym.load(prefix + '-symbol.json')
+            params = {k.split(':', 1)[1]: v
+                      for k, v in mx.nd.load(prefix + '-0000.params').items()}
+    fused = mx.gluon.SymbolBlock(symbol.get_backend_symbol('MKLDNN'), mx.sym.var('data'))
+    for name, param in fused.collect_params().items():
+        param._load_init(params[name], mx.cpu())
+    fused.hybridize(static_alloc=True, static_shape=True)
+    fused(x).wait_to_read()
+    return fused
+
+
+def _train_step(args, build, mx, graph):
+    """A closure running one SGD step of a fresh copy of the model on random data."""
     trained = build(static_shape=False)
     trainer = mx.gluon.Trainer(trained.collect_params(), 'sgd', {'learning_rate': 1e-4})
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
     labels = mx.nd.zeros((args.train_batch,))
+    size = args.input_size
     train_x = mx.nd.random.uniform(shape=(args.train_batch, 3, size, size))
 
     def train_step():
-        with mx.autograd.record():
-            loss = loss_fn(trained(train_x), labels)
-        loss.backward()
-        trainer.step(args.train_batch)
-        mx.nd.waitall()
-    candidates = []
-    for suffix, net in variants:
-        def infer(batch, net=net):
-            net(inputs[batch]).wait_to_read()
-        candidates.append(_Candidate('ratio %g%s' % (ratio, suffix), ratio, infer,
-                                     train_step if not suffix else None))
-    return candidates
+        with use_graph(graph):
+            with mx.autograd.record():
+                loss = loss_fn(trained(train_x), labels)
+            loss.backward()
+            trainer.step(args.train_batch)
+            mx.nd.waitall()
+    return train_step
 
 
-def _onnx_candidates(args, ratio, batch_sizes, mx):
+def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
     import tempfile
 
     import numpy as np
@@ -104,12 +140,11 @@ def _onnx_candidates(args, ratio, batch_sizes, mx):
     from ..gluon import get_model
     net = get_model(args.model, ratio=ratio)
     net.initialize(mx.init.Xavier())
-    net.hybridize()
     size = args.input_size
-    net(mx.nd.zeros((1, 3, size, size)))
     folder = tempfile.mkdtemp(prefix='octconv-bench-')
     prefix = os.path.join(folder, 'model')
-    net.export(prefix)
+    with use_graph(graph):
+        net.export(prefix, data_shape=(1, 3, size, size))
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     sessions = {}
@@ -124,7 +159,8 @@ def _onnx_candidates(args, ratio, batch_sizes, mx):
     def infer(batch):
         session = sessions[batch]
         session.run(None, {session.get_inputs()[0].name: inputs[batch]})
-    return [_Candidate('ratio %g onnxruntime' % ratio, ratio, infer)]
+    label = 'ratio %g%s onnxruntime' % (ratio, '' if graph == 'optimized' else ' ' + graph)
+    return [_Candidate(label, ratio, infer)]
 
 
 def _flop_ratio(args, ratio):
@@ -153,6 +189,8 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=15)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime'), default='mxnet')
+    parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
+                        help='octave graphs to time (both: before and after the optimizations)')
     args = parser.parse_args(argv)
     args.model = args.model or ('resnet50_v1b' if args.api == 'gluon' else 'resnetv2')
     if args.runtime == 'onnxruntime' and args.api != 'gluon':
@@ -163,7 +201,8 @@ def main(argv=None):
     ratios = [0.] + [r for r in args.ratios if r != 0]
     candidates = []
     for ratio in ratios:
-        candidates.extend(make(args, ratio, args.batch_sizes, mx))
+        for graph in args.graphs:
+            candidates.extend(make(args, ratio, args.batch_sizes, mx, graph))
     for cand in candidates:                    # warm-up: graph building, memory planning
         for _ in range(args.warmup):
             for batch in args.batch_sizes:

@@ -7,8 +7,10 @@ from the MXNet graph with inferred shapes:
   plus ``prod(out)`` when it has a bias;
 - FullyConnected: ``prod(weight.shape)`` per image, plus ``num_hidden`` with a bias;
 - Pooling: ``prod(out) * prod(kernel)``; global pooling: ``prod(input)``;
-- relu (``Activation`` with ``act_type='relu'``, or ``relu``): ``prod(out)``;
-- nothing else.
+- relu (``Activation`` with ``act_type='relu'``): ``prod(out)``;
+- nothing else: not the ``relu`` operator, nor an ``Activation`` tagged with
+  :data:`octconv.utils.octave.UNCOUNTED` (the optimized graph's stand-in for
+  a ``relu`` operator, which the reference's counter does not see).
 
 ``macs`` counts only the multiply-adds of convolutions and fully-connected
 layers. Parameters are the trainable inputs: weights, biases, BatchNorm
@@ -24,6 +26,8 @@ import re
 from collections import OrderedDict, namedtuple
 
 import numpy as np
+
+from .octave import UNCOUNTED
 
 __all__ = ['Count', 'LayerCount', 'count_symbol', 'count_block', 'trace_block', 'layer_name',
            'paper_rows', 'main']
@@ -57,6 +61,10 @@ def _tuple(value, default=()):
     return tuple(int(v) for v in re.findall(r'-?\d+', str(value)))
 
 
+def _uncounted(attrs):
+    return all(attrs.get(key) == value for key, value in UNCOUNTED.items())
+
+
 def _op_cost(op, attrs, in_shapes, out_shape, weight_shape):
     """(flops, macs) of one operator for the whole batch."""
     batch = out_shape[0] if out_shape else 1
@@ -73,7 +81,7 @@ def _op_cost(op, attrs, in_shapes, out_shape, weight_shape):
         if _is_true(attrs.get('global_pool', False)):
             return _prod(in_shapes[0]), 0
         return _prod(out_shape) * _prod(_tuple(attrs.get('kernel'))), 0
-    if op == 'Activation' and attrs.get('act_type') == 'relu':
+    if op == 'Activation' and attrs.get('act_type') == 'relu' and not _uncounted(attrs):
         return _prod(out_shape), 0
     return 0, 0
 

@@ -25,12 +25,143 @@ low map at ``ceil(H/2)`` so that every input size works.
 
 The builders take ``F`` (``mxnet.sym`` or ``mxnet.nd``), so the same function
 makes the Symbol networks and the Gluon ``hybrid_forward`` graphs.
+
+Two graphs of the same function
+-------------------------------
+The builders make the ``'optimized'`` graph unless :func:`use_graph` says
+``'straightforward'`` (the graph as the equations read, kept for checking).
+Same parameters, same outputs; the optimized one:
+
+- sums two maps with ``elemwise_add`` (which MKLDNN runs in its own layout and
+  fuses into the preceding convolution) instead of ``ElementWiseSum``;
+- computes relu with the ``Activation`` operator (MKLDNN's) instead of ``relu``;
+- leaves out the crops of odd sizes when the model building the graph has
+  checked that every map it makes has even sides (:func:`assume_even_sizes`,
+  :func:`crops_are_noops`).
 """
+import json
+import threading
 from collections import namedtuple
+from contextlib import contextmanager
 
 __all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
            'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
-           'downsample', 'upsample_like', 'half_grid', 'octave_pool']
+           'downsample', 'upsample_like', 'half_grid', 'octave_pool',
+           'GRAPHS', 'graph_mode', 'use_graph', 'assume_even_sizes', 'crops_are_noops',
+           'add', 'activation', 'concat_channels', 'UNCOUNTED']
+
+GRAPHS = ('optimized', 'straightforward')
+_settings = threading.local()
+
+
+def graph_mode():
+    """The graph builders make now: ``'optimized'`` (the default) or ``'straightforward'``."""
+    return getattr(_settings, 'graph', None) or 'optimized'
+
+
+@contextmanager
+def _setting(name, value):
+    previous = getattr(_settings, name, None)
+    setattr(_settings, name, value)
+    try:
+        yield
+    finally:
+        setattr(_settings, name, previous)
+
+
+def use_graph(mode):
+    """Context manager: build the ``mode`` graph (one of :data:`GRAPHS`) inside it.
+
+    A Gluon model builds its graph at its first forward call; an
+    :class:`~octconv.gluon.base.OctaveModel` rebuilds it when called under
+    another mode.
+    """
+    if mode not in GRAPHS:
+        raise ValueError('graph must be one of %s, got %r' % (', '.join(GRAPHS), mode))
+    return _setting('graph', mode)
+
+
+def assume_even_sizes(even=True):
+    """Context manager: the caller has checked that every map is of even height and width.
+
+    Inside it the optimized graph leaves out the crops that odd sizes need
+    (they would copy a map to itself). Use :func:`crops_are_noops` to check.
+    """
+    return _setting('even', bool(even))
+
+
+def _skip_crops():
+    return graph_mode() == 'optimized' and bool(getattr(_settings, 'even', False))
+
+
+def crops_are_noops(symbol, data_shape, data_name='data'):
+    """Whether every ``slice_like`` crop of ``symbol`` keeps its input's shape for an
+    input ``data_name`` of ``data_shape`` (N, C, H, W); ``True`` when there is no crop.
+    """
+    import mxnet as mx
+    crops = [node['name'] for node in json.loads(symbol.tojson())['nodes']
+             if node['op'] == 'slice_like']
+    if not crops:
+        return True
+    internals = symbol.get_internals()
+    pairs = []
+    for name in crops:
+        crop = internals[name + '_output']
+        pairs += [crop, crop.get_children()[0]]
+    _, shapes, _ = mx.sym.Group(pairs).infer_shape(**{data_name: tuple(data_shape)})
+    if shapes is None:
+        raise ValueError('cannot infer shapes for %s=%s' % (data_name, tuple(data_shape)))
+    return all(tuple(shapes[i]) == tuple(shapes[i + 1]) for i in range(0, len(shapes), 2))
+
+
+# Attribute on relu operators that the paper's FLOP convention leaves out (the
+# reference computes them with ``relu``, which its counter does not see).
+UNCOUNTED = {'__paper_flops__': '0'}
+
+
+def activation(F, x, act_type='relu', counted=True, name=None):
+    """``act_type`` of ``x`` ('relu', 'relu6', 'sigmoid', 'tanh', 'softrelu'), any shape.
+
+    relu is the ``Activation`` operator in the optimized graph and ``relu`` in
+    the straightforward one; ``counted=False`` marks it as left out of the
+    paper's FLOP count (see :mod:`octconv.utils.flops`).
+    """
+    if act_type == 'relu6':
+        return F.clip(x, 0, 6, name=name)
+    if act_type != 'relu':
+        return getattr(F, act_type)(x, name=name)
+    if graph_mode() == 'straightforward':
+        if counted:
+            return F.Activation(x, act_type='relu', name=name)
+        return F.relu(x, name=name)
+    kwargs = {}
+    if not counted and getattr(F, '__name__', '').endswith('symbol'):
+        kwargs['attr'] = dict(UNCOUNTED)
+    return F.Activation(x, act_type='relu', name=name, **kwargs)
+
+
+def concat_channels(F, parts, name=None):
+    """``parts`` (N, C_i, H, W) concatenated along channels: (N, sum C_i, H, W).
+
+    The maps are joined as (N, C_i, H*W) arrays: MXNet 1.9's MKLDNN concat of
+    4-d maps fails in its backward pass ("could not construct a sub-memory")
+    when channel counts are not whole SIMD blocks, as octave parts often are.
+    """
+    flat = [F.reshape(p, shape=(0, 0, -1)) for p in parts]
+    joined = F.concat(*flat, dim=1, name=None if name is None else name + '_flat')
+    return F.reshape_like(joined, parts[0], lhs_begin=2, rhs_begin=2, name=name)
+
+
+def add(F, parts, name=None):
+    """Sum of the maps in ``parts`` (``None`` entries skipped); ``None`` if all are."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2 and graph_mode() == 'optimized':
+        return F.elemwise_add(*parts, name=name)
+    return F.ElementWiseSum(*parts, name=name)
 
 PATHS = ('h2h', 'h2l', 'l2h', 'l2l')
 
@@ -221,7 +352,7 @@ def upsample_like(F, x, like, name=None):
     """
     up = F.UpSampling(x, scale=2, sample_type='nearest', num_args=1,
                       name=None if name is None else name + '_up')
-    if like is None:
+    if like is None or _skip_crops():
         return up
     return F.slice_like(up, like, axes=(2, 3), name=None if name is None else name + '_crop')
 
@@ -256,17 +387,10 @@ def octave_pool(F, x_high, x_low, name=None, **pool_kwargs):
     if x_low is None or x_high is None or not shrinks:
         return y_high, pool(x_low, 'l')
     y_low = pool(x_low, 'l', pooling_convention='full')
+    if _skip_crops():
+        return y_high, y_low
     return y_high, F.slice_like(y_low, half_grid(F, y_high), axes=(2, 3),
                                 name=None if name is None else name + '-l_crop')
-
-
-def _sum(F, parts, name):
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        return None
-    if len(parts) == 1:
-        return parts[0]
-    return F.ElementWiseSum(*parts, name=name)
 
 
 def octave_conv(F, spec, x_high, x_low, params, name=None):
@@ -322,8 +446,8 @@ def octave_conv(F, spec, x_high, x_low, params, name=None):
         y['l2h'] = conv('l2h', x_low)
         if spec.stride == 1:
             y['l2h'] = upsample_like(F, y['l2h'], y.get('h2h', x_high), name='%s-l2h' % name)
-    return (_sum(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name),
-            _sum(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name))
+    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name),
+            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name))
 
 
 def octave_dense(F, spec, x_high, x_low, params):
@@ -341,8 +465,8 @@ def octave_dense(F, spec, x_high, x_low, params):
         args = (source[path[0]], weight) if bias is None else (source[path[0]], weight, bias)
         y[path] = F.FullyConnected(*args, num_hidden=p.channels, no_bias=bias is None,
                                    name='%s-%s' % (spec.name, path))
-    return (_sum(F, [y.get('h2h'), y.get('l2h')], '%s-h' % spec.name),
-            _sum(F, [y.get('h2l'), y.get('l2l')], '%s-l' % spec.name))
+    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % spec.name),
+            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % spec.name))
 
 
 def _check_inputs(spec, x_high, x_low):
