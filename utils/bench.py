@@ -1,15 +1,21 @@
 """``octconv-bench``: octave networks against the same network at ratio 0, in one process.
 
 For each ratio the model is built, hybridized and warmed up; then all models
-are timed interleaved (one run of each in turn, ``--repeats`` rounds) and the
-median is reported: inference latency and throughput at each batch size, and a
-training step (forward, backward, update). The vanilla side is timed with and
-without MXNet's MKLDNN fusion pass (``optimize_for(backend='MKLDNN')``) and the
-faster is used, so ratios are against the best vanilla a user could run.
-Peak memory is how far the process's RSS rose above its level before each
-model's own runs (the peak is reset in between through /proc/self/clear_refs),
-the memory that model's runs need beyond what every model already holds. ``--runtime onnxruntime`` times the
-ONNX exports in onnxruntime instead. Results print as a table and as JSON lines.
+are timed interleaved (in each of ``--repeats`` rounds, each model runs once
+untimed, to be back in the caches, then ``--inner`` timed runs) and the median
+is reported: inference latency and throughput at each batch size (one model
+instance per batch size, so that no shape changes), and a training step
+(forward, backward, update). Each model is timed as built, through MXNet's
+MKLDNN fusion pass, and with its BatchNorms folded first
+(:mod:`octconv.utils.deploy`); ratios are against the fastest vanilla variant,
+the best vanilla a user could run. Peak memory is how far the process's RSS
+rose above its level before each model's own runs (the peak is reset in
+between through /proc/self/clear_refs), the memory that model's runs need
+beyond what every model already holds. ``--graphs`` also times the
+straightforward octave graph (before and after, in one run). ``--runtime
+onnxruntime`` times the ONNX exports in onnxruntime instead. Results print as a
+table and as JSON lines.
+``OMP_WAIT_POLICY`` is ACTIVE unless set: see the comment in :func:`main`.
 """
 import argparse
 import json
@@ -51,9 +57,12 @@ class _Candidate:
 
 
 def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
+    """The model at ``ratio`` as built, through the MKLDNN fusion pass, and with BatchNorm
+    folded then fused; one instance per batch size, so that no shape ever changes."""
     from ..gluon import get_model
     from ..symbol import get_linear
     from ..train.fit import default_initializers
+    from .deploy import for_inference
     size = args.input_size
 
     def build(static_shape=True):
@@ -68,49 +77,50 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
         net.hybridize(static_alloc=True, static_shape=static_shape)
         return net
     inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
+    variants = {'': {}, ' +mkldnn-fusion': {}, ' +bn-fold+mkldnn-fusion': {}}
     with use_graph(graph):
-        plain = build()
-        plain(inputs[batch_sizes[0]])
-        variants = [('', plain)]
-        try:
-            variants.append((' +mkldnn-fusion', _fused(plain, inputs[batch_sizes[0]], mx)))
-        except Exception as err:          # the pass rejects some graphs: report and go on
-            print('ratio %g: MKLDNN fusion pass failed (%s)' % (ratio, str(err).splitlines()[0]),
-                  file=sys.stderr)
+        first = build()
+        first(inputs[batch_sizes[0]])
+        symbol, params = _inference_graph(first, (1, 3, size, size), mx)
+        for batch in batch_sizes:
+            net = build()
+            net(inputs[batch])
+            for name, param in net.collect_params().items():
+                param.set_data(params[name])
+            variants[''][batch] = net
+            try:
+                variants[' +mkldnn-fusion'][batch] = for_inference(
+                    symbol, params, (batch, 3, size, size), fold=False)
+                variants[' +bn-fold+mkldnn-fusion'][batch] = for_inference(
+                    symbol, params, (batch, 3, size, size))
+            except Exception as err:          # the pass rejects some graphs: report, go on
+                print('ratio %g: MKLDNN fusion pass failed (%s)'
+                      % (ratio, str(err).splitlines()[0]), file=sys.stderr)
         train_step = _train_step(args, build, mx, graph) if args.train_batch else None
     candidates = []
-    for suffix, net in variants:
-        def infer(batch, net=net):
+    for suffix, nets in variants.items():
+        if len(nets) != len(batch_sizes):
+            continue
+
+        def infer(batch, nets=nets):
             with use_graph(graph):
-                net(inputs[batch]).wait_to_read()
+                nets[batch](inputs[batch]).wait_to_read()
         label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
         candidates.append(_Candidate(label, ratio, infer, train_step if not suffix else None))
     return candidates
 
 
-def _fused(net, x, mx):
-    """``net`` through MXNet's MKLDNN fusion pass, as a hybridized SymbolBlock.
-
-    The pass runs on the exported symbol (``get_backend_symbol``): Gluon's
-    ``optimize_for`` mis-wires the weights of octave graphs in MXNet 1.9.1.
-    """
+def _inference_graph(net, data_shape, mx):
+    """(symbol, {name: NDArray}) of a built model, specialised to ``data_shape``."""
     import tempfile
     if isinstance(net, mx.gluon.SymbolBlock):
-        symbol = net(mx.sym.var('data'))
-        params = {name: p.data() for name, p in net.collect_params().items()}
-    else:
-        with tempfile.TemporaryDirectory(prefix='octconv-bench-') as folder:
-            prefix = os.path.join(folder, 'model')
-            net.export(prefix, data_shape=x.shape)
-            symbol = mx.sym.load(prefix + '-symbol.json')
-            params = {k.split(':', 1)[1]: v
-                      for k, v in mx.nd.load(prefix + '-0000.params').items()}
-    fused = mx.gluon.SymbolBlock(symbol.get_backend_symbol('MKLDNN'), mx.sym.var('data'))
-    for name, param in fused.collect_params().items():
-        param._load_init(params[name], mx.cpu())
-    fused.hybridize(static_alloc=True, static_shape=True)
-    fused(x).wait_to_read()
-    return fused
+        return net(mx.sym.var('data')), {n: p.data() for n, p in net.collect_params().items()}
+    with tempfile.TemporaryDirectory(prefix='octconv-bench-') as folder:
+        prefix = os.path.join(folder, 'model')
+        net.export(prefix, data_shape=data_shape)
+        symbol = mx.sym.load(prefix + '-symbol.json')
+        params = {k.split(':', 1)[1]: v for k, v in mx.nd.load(prefix + '-0000.params').items()}
+    return symbol, params
 
 
 def _train_step(args, build, mx, graph):
@@ -188,6 +198,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=2, help='OpenMP / onnxruntime threads')
     parser.add_argument('--repeats', type=int, default=15)
     parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--inner', type=int, default=2,
+                        help='timed runs in a row per model and round, after one untimed')
     parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime'), default='mxnet')
     parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
                         help='octave graphs to time (both: before and after the optimizations)')
@@ -196,6 +208,10 @@ def main(argv=None):
     if args.runtime == 'onnxruntime' and args.api != 'gluon':
         parser.error('--runtime onnxruntime times Gluon models')
     os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    # Once a second MXNet engine thread has run OpenMP work (a copy, an asnumpy), libgomp
+    # sees more threads than cores and stops spinning between operators: every model in
+    # the process then runs up to 1.6x slower, octave ones (more, smaller operators) most.
+    os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
     import mxnet as mx
     make = _onnx_candidates if args.runtime == 'onnxruntime' else _gluon_candidates
     ratios = [0.] + [r for r in args.ratios if r != 0]
@@ -213,9 +229,11 @@ def main(argv=None):
         for cand in candidates:
             resident = _peak_rss_reset()
             for batch in args.batch_sizes:
-                start = time.perf_counter()
-                cand.infer(batch)
-                cand.times.setdefault(batch, []).append(time.perf_counter() - start)
+                cand.infer(batch)               # back in the caches after the other models
+                for _ in range(args.inner):
+                    start = time.perf_counter()
+                    cand.infer(batch)
+                    cand.times.setdefault(batch, []).append(time.perf_counter() - start)
             if cand.train and args.train_batch:
                 start = time.perf_counter()
                 cand.train()

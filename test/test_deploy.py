@@ -1,0 +1,105 @@
+"""BatchNorm folding for inference: the same outputs, fewer operators."""
+import json
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from octconv.gluon import get_model
+from octconv.symbol import get_linear
+from octconv.utils.deploy import fold_batchnorm, for_inference
+
+
+def _ops(symbol):
+    return [node['op'] for node in json.loads(symbol.tojson())['nodes']]
+
+
+def _randomised(params, seed=0):
+    """Random BatchNorm statistics, scales and shifts, so that folding has work to do."""
+    rng = np.random.RandomState(seed)
+    out = {}
+    for name, value in params.items():
+        if name.endswith(('running_var', 'moving_var')):
+            value = rng.uniform(0.5, 1.5, value.shape)
+        elif name.endswith(('running_mean', 'moving_mean', 'beta')):
+            value = rng.uniform(-0.2, 0.2, value.shape)
+        elif name.endswith('gamma'):
+            value = rng.uniform(0.5, 1.5, value.shape)
+        else:
+            value = value.asnumpy()
+        out[name] = mx.nd.array(value)
+    return out
+
+
+def _exported(name, data_shape, tmp_path, **kwargs):
+    net = get_model(name, ratio=0.25, classes=10, **kwargs)
+    net.initialize(mx.init.Xavier())
+    prefix = str(tmp_path / name)
+    net.export(prefix, data_shape=data_shape)
+    params = {k.split(':', 1)[1]: v for k, v in mx.nd.load(prefix + '-0000.params').items()}
+    return mx.sym.load(prefix + '-symbol.json'), _randomised(params)
+
+
+def _run(symbol, params, x):
+    net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    for name, param in net.collect_params().items():
+        param._load_init(params[name], mx.cpu())
+    return net(x).asnumpy()
+
+
+def _assert_close(got, want):
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), np.abs(got - want).max()
+
+
+@pytest.mark.parametrize('name,size', [('resnet50_v1b', (64, 64)), ('resnet50_v1b', (45, 51)),
+                                       ('resnet152_v1f', (64, 64)), ('mobilenet_v2_100', (45, 51)),
+                                       ('densenet121', (64, 64))])
+def test_folded_gluon_models_give_the_same_outputs(name, size, tmp_path):
+    shape = (2, 3) + size
+    symbol, params = _exported(name, shape, tmp_path)
+    x = mx.nd.random.uniform(-1, 1, shape=shape)
+    want = _run(symbol, params, x)
+    folded, folded_params, names = fold_batchnorm(symbol, params)
+    batchnorms = _ops(symbol).count('BatchNorm')
+    assert names and _ops(folded).count('BatchNorm') == batchnorms - len(names)
+    if name.startswith('resnet'):            # post-activation: every BatchNorm follows convs
+        assert _ops(folded).count('BatchNorm') == 0
+    assert set(folded_params) == set(folded.list_arguments() +
+                                     folded.list_auxiliary_states()) - {'data'}
+    _assert_close(_run(folded, folded_params, x), want)
+    _assert_close(for_inference(symbol, params, shape)(x).asnumpy(), want)
+
+
+def test_folding_a_symbol_network_keeps_its_pre_activation_batchnorms():
+    shape = (2, 3, 64, 64)
+    symbol = get_linear('resnetv2', 26, num_classes=10, ratio=0.5, data_shape=shape)
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=shape)
+    rng = np.random.RandomState(1)
+    params = {n: mx.nd.array(rng.uniform(-0.1, 0.1, s)) for n, s in
+              zip(symbol.list_arguments(), arg_shapes) if n != 'data'}
+    params.update({n: mx.nd.array(rng.uniform(0.5, 1.5, s)) for n, s in
+                   zip(symbol.list_auxiliary_states(), aux_shapes)})
+    params = _randomised(params)
+    x = mx.nd.random.uniform(-1, 1, shape=shape)
+    folded, folded_params, names = fold_batchnorm(symbol, params)
+    # BN -> relu -> conv: only a BatchNorm right after convolutions folds (none here but
+    # the one after the stem and the last one, which follow a convolution or a sum of them).
+    assert len(names) < _ops(symbol).count('BatchNorm')
+    _assert_close(_run(folded, folded_params, x), _run(symbol, params, x))
+
+
+def test_a_convolution_read_elsewhere_is_not_folded():
+    data = mx.sym.var('data')
+    conv = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), pad=(1, 1), no_bias=True,
+                              name='c')
+    bn = mx.sym.BatchNorm(conv, fix_gamma=False, name='bn')
+    both = mx.sym.Group([bn, conv])               # the raw convolution is an output too
+    params = _randomised({'c_weight': mx.nd.ones((4, 3, 3, 3)), 'bn_gamma': mx.nd.ones(4),
+                          'bn_beta': mx.nd.zeros(4), 'bn_moving_mean': mx.nd.zeros(4),
+                          'bn_moving_var': mx.nd.ones(4)})
+    folded, _, names = fold_batchnorm(both, params)
+    assert names == [] and _ops(folded).count('BatchNorm') == 1
+    alone, alone_params, names = fold_batchnorm(bn, params)
+    assert names == ['bn'] and 'c_bias' in alone_params
+    x = mx.nd.random.uniform(shape=(1, 3, 5, 5))
+    _assert_close(_run(alone, alone_params, x), _run(bn, params, x))
