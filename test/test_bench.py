@@ -14,6 +14,9 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
     vanilla = [r for r in rows if r['ratio'] == 0]
     for batch in (1, 2):        # ratios are against the fastest vanilla variant
         assert min(r['b%d_time_ratio' % batch] for r in vanilla) == 1.0
+    assert {r['variant'] for r in rows} == {
+        'ratio %s%s' % (ratio, suffix) for ratio in ('0', '0.5')
+        for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion')}
     octave = [r for r in rows if r['ratio'] == 0.5 and 'fusion' not in r['variant']][0]
     shape = (1, 3, 32, 32)
     want = (flops.count_block(get_model('mobilenet_v1_075', ratio=0.5), shape).flops /
@@ -22,9 +25,12 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
     assert octave['train_ms'] > 0 and octave['peak_extra_mb'] >= 0 and octave['b2_images_per_s'] > 0
 
 
-def test_bench_runs_symbol_networks(capsys):
+def test_bench_runs_symbol_networks_in_both_graphs(capsys):
     assert bench.main(['--api', 'symbol', '--network', 'resnetv2', '--depth', '26', '--ratios',
-                       '0.5', '--batch-sizes', '1', '--train-batch', '2', '--input-size', '32',
-                       '--repeats', '1', '--warmup', '1']) == 0
+                       '0.5', '--batch-sizes', '1', '--train-batch', '0', '--input-size', '32',
+                       '--repeats', '1', '--warmup', '1', '--graphs', 'optimized',
+                       'straightforward']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert {r['ratio'] for r in rows} == {0.0, 0.5} and all(r['api'] == 'symbol' for r in rows)
+    assert 'ratio 0.5 straightforward' in {r['variant'] for r in rows}
+    assert all('train_ms' not in r for r in rows)              # --train-batch 0: none

@@ -82,9 +82,10 @@ def test_folding_a_symbol_network_keeps_its_pre_activation_batchnorms():
     params = _randomised(params)
     x = mx.nd.random.uniform(-1, 1, shape=shape)
     folded, folded_params, names = fold_batchnorm(symbol, params)
-    # BN -> relu -> conv: only a BatchNorm right after convolutions folds (none here but
-    # the one after the stem and the last one, which follow a convolution or a sum of them).
-    assert len(names) < _ops(symbol).count('BatchNorm')
+    # Pre-activation: the BatchNorms before conv2 and conv3 follow convolutions and fold;
+    # the one before conv1 reads the sum with the shortcut and stays.
+    assert any(name.endswith('conv2_bn-h') for name in names)
+    assert not any(name.endswith(('conv1_bn-h', 'conv1_bn-l')) for name in names)
     _assert_close(_run(folded, folded_params, x), _run(symbol, params, x))
 
 

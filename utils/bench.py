@@ -15,7 +15,7 @@ beyond what every model already holds. ``--graphs`` also times the
 straightforward octave graph (before and after, in one run). ``--runtime
 onnxruntime`` times the ONNX exports in onnxruntime instead. Results print as a
 table and as JSON lines.
-``OMP_WAIT_POLICY`` is ACTIVE unless set: see the comment in :func:`main`.
+``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
 import argparse
 import json
@@ -162,6 +162,7 @@ def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
         path = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
                                     [(batch, 3, size, size)], [np.float32],
                                     '%s-b%d.onnx' % (prefix, batch))
+        _weights_as_constants(path)
         sessions[batch] = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
               for b in batch_sizes}
@@ -171,6 +172,22 @@ def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
         session.run(None, {session.get_inputs()[0].name: inputs[batch]})
     label = 'ratio %g%s onnxruntime' % (ratio, '' if graph == 'optimized' else ' ' + graph)
     return [_Candidate(label, ratio, infer)]
+
+
+def _weights_as_constants(path):
+    """Drop the weights from the graph inputs of MXNet's ONNX export (it lists both).
+
+    As inputs they could be overridden at run time, so onnxruntime does not fold
+    BatchNorm into the convolutions nor fuse them ("Initializer ... appears in
+    graph inputs and will not be treated as constant").
+    """
+    import onnx
+    model = onnx.load(path)
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.save(model, path)
 
 
 def _flop_ratio(args, ratio):
@@ -211,7 +228,9 @@ def main(argv=None):
     # Once a second MXNet engine thread has run OpenMP work (a copy, an asnumpy), libgomp
     # sees more threads than cores and stops spinning between operators: every model in
     # the process then runs up to 1.6x slower, octave ones (more, smaller operators) most.
-    os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
+    # (Not for onnxruntime: spinning MXNet threads would take its cores.)
+    if args.runtime == 'mxnet':
+        os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
     import mxnet as mx
     make = _onnx_candidates if args.runtime == 'onnxruntime' else _gluon_candidates
     ratios = [0.] + [r for r in args.ratios if r != 0]
