@@ -7,7 +7,7 @@ import pytest
 
 from octconv.gluon import get_model
 from octconv.symbol import get_linear
-from octconv.utils.deploy import fold_batchnorm, for_inference
+from octconv.utils.deploy import fold_batchnorm, for_inference, onnx_weights_as_constants
 
 
 def _ops(symbol):
@@ -104,3 +104,25 @@ def test_a_convolution_read_elsewhere_is_not_folded():
     assert names == ['bn'] and 'c_bias' in alone_params
     x = mx.nd.random.uniform(shape=(1, 3, 5, 5))
     _assert_close(_run(alone, alone_params, x), _run(bn, params, x))
+
+
+def test_onnx_weights_become_constants_with_the_same_outputs(tmp_path):
+    import onnx
+    import onnxruntime as ort
+    shape = (1, 3, 64, 64)
+    symbol, params = _exported('resnet50_v1b', shape, tmp_path)
+    mx.nd.save(str(tmp_path / 'r-0000.params'), {'arg:' + k: v for k, v in params.items()})
+    symbol.save(str(tmp_path / 'r-symbol.json'))
+    path = mx.onnx.export_model(str(tmp_path / 'r-symbol.json'), str(tmp_path / 'r-0000.params'),
+                                [shape], [np.float32], str(tmp_path / 'r.onnx'))
+    x = np.random.RandomState(0).uniform(-1, 1, shape).astype('float32')
+
+    def run():
+        session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+        return session.run(None, {'data': x})[0]
+    before = run()
+    assert len(onnx.load(path).graph.input) > 1
+    onnx_weights_as_constants(path)
+    assert [i.name for i in onnx.load(path).graph.input] == ['data']
+    _assert_close(run(), before)
+    _assert_close(before, _run(symbol, params, mx.nd.array(x)))

@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 
+from .deploy import onnx_weights_as_constants
 from .octave import GRAPHS, use_graph
 
 __all__ = ['main']
@@ -162,7 +163,7 @@ def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
         path = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
                                     [(batch, 3, size, size)], [np.float32],
                                     '%s-b%d.onnx' % (prefix, batch))
-        _weights_as_constants(path)
+        onnx_weights_as_constants(path)
         sessions[batch] = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
               for b in batch_sizes}
@@ -172,22 +173,6 @@ def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
         session.run(None, {session.get_inputs()[0].name: inputs[batch]})
     label = 'ratio %g%s onnxruntime' % (ratio, '' if graph == 'optimized' else ' ' + graph)
     return [_Candidate(label, ratio, infer)]
-
-
-def _weights_as_constants(path):
-    """Drop the weights from the graph inputs of MXNet's ONNX export (it lists both).
-
-    As inputs they could be overridden at run time, so onnxruntime does not fold
-    BatchNorm into the convolutions nor fuse them ("Initializer ... appears in
-    graph inputs and will not be treated as constant").
-    """
-    import onnx
-    model = onnx.load(path)
-    weights = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    onnx.save(model, path)
 
 
 def _flop_ratio(args, ratio):

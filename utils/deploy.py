@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-__all__ = ['fold_batchnorm', 'for_inference']
+__all__ = ['fold_batchnorm', 'for_inference', 'onnx_weights_as_constants']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
 
@@ -190,3 +190,19 @@ def for_inference(symbol, params, data_shape=None, fold=True, fuse=True, ctx=Non
     if data_shape is not None:
         net(mx.nd.zeros(data_shape, ctx=ctx)).wait_to_read()
     return net
+
+
+def onnx_weights_as_constants(path):
+    """Rewrite the ONNX file ``path`` so that its weights are not graph inputs too.
+
+    MXNet's exporter lists every weight both as an initializer and as an input;
+    as inputs they may be overridden at run time, so onnxruntime folds and fuses
+    nothing ("Initializer ... appears in graph inputs"). Needs the ``onnx`` package.
+    """
+    import onnx
+    model = onnx.load(path)
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.save(model, path)
