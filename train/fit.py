@@ -53,10 +53,10 @@ def build_network(args, classes):
         return get_model(args.name or 'resnet50_v1b', ratio=args.ratio, classes=classes,
                          final_drop=args.final_drop, **kwargs)
     from ..symbol import get_linear
-    height, width = (list(args.input_size) * 2)[:2]
+    # Not specialised to the input size (no data_shape): the exported model must
+    # take every size octconv-score may give it.
     symbol = get_linear(args.name or 'resnetv2', args.depth, num_classes=classes,
-                        ratio=args.ratio, dropout=args.final_drop,
-                        data_shape=(1, 3, height, width))
+                        ratio=args.ratio, dropout=args.final_drop)
     return gluon.SymbolBlock(symbol, mx.sym.var('data'))
 
 
