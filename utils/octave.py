@@ -348,7 +348,8 @@ def upsample_like(F, x, like, name=None):
     """Nearest 2x upsampling of ``x`` cropped to the spatial size of ``like``.
 
     ``x`` is (N, C, ceil(H/2), ceil(W/2)); the result is (N, C, H, W) where
-    (H, W) is ``like``'s size. Without ``like`` the result is (N, C, 2h, 2w).
+    (H, W) is ``like``'s size. Without ``like``, or inside
+    :func:`assume_even_sizes` in the optimized graph, the result is (N, C, 2h, 2w).
     """
     up = F.UpSampling(x, scale=2, sample_type='nearest', num_args=1,
                       name=None if name is None else name + '_up')
@@ -373,7 +374,8 @@ def octave_pool(F, x_high, x_low, name=None, **pool_kwargs):
     (stride > 1, not global), the low part is pooled with the ceil convention
     and cropped to ``ceil(H'/2)`` of the pooled high size ``H'``, so the pair
     stays consistent for odd sizes; for sizes divisible by 4 this is the same
-    as pooling both parts as asked.
+    as pooling both parts as asked. Inside :func:`assume_even_sizes` the
+    optimized graph leaves the crop out.
     """
     def pool(x, suffix, **overrides):
         if x is None:
