@@ -16,13 +16,11 @@ import json
 
 import numpy as np
 
+from .flops import attr_is_true
+
 __all__ = ['fold_batchnorm', 'for_inference', 'onnx_weights_as_constants']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
-
-
-def _true(value):
-    return str(value).lower() in ('true', '1')
 
 
 def fold_batchnorm(symbol, params):
@@ -62,7 +60,7 @@ def fold_batchnorm(symbol, params):
             continue
         gamma, beta, mean, var = (values[n] for n in names)
         attrs = node.get('attrs', {})
-        if _true(attrs.get('fix_gamma', True)):
+        if attr_is_true(attrs.get('fix_gamma', True)):
             gamma = np.ones_like(gamma)
         scale = gamma / np.sqrt(var + float(attrs.get('eps', 1e-3)))
         shift = beta - mean * scale
@@ -152,7 +150,7 @@ def _scale_conv(nodes, index, scale, shift, values):
     node = nodes[index]
     weight = nodes[node['inputs'][1][0]]['name']
     values[weight] = values[weight] * scale.reshape((-1,) + (1,) * (values[weight].ndim - 1))
-    has_bias = not _true(node.get('attrs', {}).get('no_bias', False))
+    has_bias = not attr_is_true(node.get('attrs', {}).get('no_bias', False))
     if has_bias:
         bias = nodes[node['inputs'][2][0]]['name']
         values[bias] = values[bias] * scale + (0 if shift is None else shift)

@@ -51,7 +51,8 @@ def _prod(shape):
     return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
 
 
-def _is_true(value):
+def attr_is_true(value):
+    """An MXNet graph attribute (``'True'``, ``'1'``, ``True``...) read as a bool."""
     return str(value).lower() in ('true', '1')
 
 
@@ -71,14 +72,14 @@ def _op_cost(op, attrs, in_shapes, out_shape, weight_shape):
     if op in ('Convolution', 'Deconvolution'):
         spatial = out_shape[2:] if op == 'Convolution' else in_shapes[0][2:]
         macs = batch * _prod(spatial) * _prod(weight_shape)
-        bias = 0 if _is_true(attrs.get('no_bias', False)) else _prod(out_shape)
+        bias = 0 if attr_is_true(attrs.get('no_bias', False)) else _prod(out_shape)
         return macs + bias, macs
     if op == 'FullyConnected':
         macs = batch * _prod(weight_shape)
-        bias = 0 if _is_true(attrs.get('no_bias', False)) else batch * int(attrs['num_hidden'])
+        bias = 0 if attr_is_true(attrs.get('no_bias', False)) else batch * int(attrs['num_hidden'])
         return macs + bias, macs
     if op == 'Pooling':
-        if _is_true(attrs.get('global_pool', False)):
+        if attr_is_true(attrs.get('global_pool', False)):
             return _prod(in_shapes[0]), 0
         return _prod(out_shape) * _prod(_tuple(attrs.get('kernel'))), 0
     if op == 'Activation' and attrs.get('act_type') == 'relu' and not _uncounted(attrs):
@@ -111,7 +112,7 @@ def count_symbol(symbol, data_shape, data_name='data', frozen=(), other_inputs=N
     fixed = set()
     for index, node in enumerate(nodes):
         op, attrs = node['op'], node.get('attrs', {})
-        if op == 'BatchNorm' and _is_true(attrs.get('fix_gamma', True)):
+        if op == 'BatchNorm' and attr_is_true(attrs.get('fix_gamma', True)):
             fixed.add(nodes[node['inputs'][1][0]]['name'])
         if op == 'null':
             continue
