@@ -1,17 +1,12 @@
 """BatchNorm folding for inference: the same outputs, fewer operators."""
-import json
-
 import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import ops_of
 from octconv.gluon import get_model
 from octconv.symbol import get_linear
 from octconv.utils.deploy import fold_batchnorm, for_inference, onnx_weights_as_constants
-
-
-def _ops(symbol):
-    return [node['op'] for node in json.loads(symbol.tojson())['nodes']]
 
 
 def _randomised(params, seed=0):
@@ -60,10 +55,10 @@ def test_folded_gluon_models_give_the_same_outputs(name, size, tmp_path):
     x = mx.nd.random.uniform(-1, 1, shape=shape)
     want = _run(symbol, params, x)
     folded, folded_params, names = fold_batchnorm(symbol, params)
-    batchnorms = _ops(symbol).count('BatchNorm')
-    assert names and _ops(folded).count('BatchNorm') == batchnorms - len(names)
+    batchnorms = ops_of(symbol).count('BatchNorm')
+    assert names and ops_of(folded).count('BatchNorm') == batchnorms - len(names)
     if name.startswith('resnet'):            # post-activation: every BatchNorm follows convs
-        assert _ops(folded).count('BatchNorm') == 0
+        assert ops_of(folded).count('BatchNorm') == 0
     assert set(folded_params) == set(folded.list_arguments() +
                                      folded.list_auxiliary_states()) - {'data'}
     _assert_close(_run(folded, folded_params, x), want)
@@ -99,7 +94,7 @@ def test_a_convolution_read_elsewhere_is_not_folded():
                           'bn_beta': mx.nd.zeros(4), 'bn_moving_mean': mx.nd.zeros(4),
                           'bn_moving_var': mx.nd.ones(4)})
     folded, _, names = fold_batchnorm(both, params)
-    assert names == [] and _ops(folded).count('BatchNorm') == 1
+    assert names == [] and ops_of(folded).count('BatchNorm') == 1
     alone, alone_params, names = fold_batchnorm(bn, params)
     assert names == ['bn'] and 'c_bias' in alone_params
     x = mx.nd.random.uniform(shape=(1, 3, 5, 5))

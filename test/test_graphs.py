@@ -9,12 +9,11 @@ kernels, so the comparison checks the graphs' arithmetic, not rounding: in
 float32, with batch statistics over 2 images of 2x2 pixels in the last stage,
 rounding alone moves some gradients by 10% in either graph.
 """
-import json
-
 import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import ops_of
 from octconv.gluon import get_model, get_model_list
 from octconv.symbol import get_linear, list_networks
 from octconv.train.fit import default_initializers
@@ -24,10 +23,6 @@ from octconv.utils.octave import crops_are_noops, graph_mode, use_graph
 EVEN, ODD = (64, 64), (45, 51)
 RTOL, ATOL = 1e-5, 1e-6
 GRAD_RTOL = 1e-9
-
-
-def _ops(symbol):
-    return [node['op'] for node in json.loads(symbol.tojson())['nodes']]
 
 
 def _initialise(net, x, seed):
@@ -112,8 +107,8 @@ def test_symbol_optimized_graph_equals_the_straightforward_one(network, depth):
         with use_graph('straightforward'):
             plain = get_linear(network, depth, num_classes=10, ratio=0.25)
         fast = get_linear(network, depth, num_classes=10, ratio=0.25, data_shape=shape)
-        assert ('slice_like' in _ops(fast)) == (size == ODD), (network, size)
-        assert 'slice_like' in _ops(plain)
+        assert ('slice_like' in ops_of(fast)) == (size == ODD), (network, size)
+        assert 'slice_like' in ops_of(plain)
         assert sorted(plain.list_arguments()) == sorted(fast.list_arguments())
         assert plain.list_auxiliary_states() == fast.list_auxiliary_states()
         x = mx.nd.random.uniform(-1, 1, shape=shape)
@@ -147,16 +142,16 @@ def test_graph_modes_count_the_same_flops():
 
 def test_optimized_graph_uses_mkldnn_friendly_operators():
     with use_graph('straightforward'):
-        plain = _ops(get_linear('resnetv2', 26, ratio=0.5))
-    fast = _ops(get_linear('resnetv2', 26, ratio=0.5, data_shape=(1, 3, 224, 224)))
+        plain = ops_of(get_linear('resnetv2', 26, ratio=0.5))
+    fast = ops_of(get_linear('resnetv2', 26, ratio=0.5, data_shape=(1, 3, 224, 224)))
     assert 'add_n' in plain and 'add_n' not in fast and 'elemwise_add' in fast
     assert plain.count('slice_like') > 0 and fast.count('slice_like') == 0
     net = get_model('resnet50_v1b', ratio=0.5)
     net.initialize()
-    traced = _ops(net(mx.sym.var('data')))
+    traced = ops_of(net(mx.sym.var('data')))
     assert 'relu' not in traced and 'Activation' in traced
     with use_graph('straightforward'):
-        assert 'relu' in _ops(net(mx.sym.var('data')))
+        assert 'relu' in ops_of(net(mx.sym.var('data')))
 
 
 def test_crops_are_noops_follows_the_sizes():
@@ -177,7 +172,7 @@ def test_export_keeps_crops_unless_given_a_size(tmp_path):
     net.export(str(tmp_path / 'even'), data_shape=(1, 3) + EVEN)
     general = mx.sym.load(str(tmp_path / 'any-symbol.json'))
     special = mx.sym.load(str(tmp_path / 'even-symbol.json'))
-    assert 'slice_like' in _ops(general) and 'slice_like' not in _ops(special)
+    assert 'slice_like' in ops_of(general) and 'slice_like' not in ops_of(special)
     x = mx.nd.random.uniform(shape=(1, 3) + ODD)
     imported = mx.gluon.SymbolBlock.imports(str(tmp_path / 'any-symbol.json'), ['data'],
                                             str(tmp_path / 'any-0000.params'))
