@@ -40,6 +40,17 @@ def _add_bottleneck_convs(block, in_planes, mid_planes, out_planes, groups, stri
                                 use_bias=False, prefix='conv3')
 
 
+def _add_se_and_relus(block, in_planes, out_planes, strides, use_se, se_planes):
+    """``se_block`` (or None), ``relu1``..``relu3`` and the ``project`` flag (a projection
+    shortcut when the stride or channels change) of a bottleneck. Call inside its name scope."""
+    block.se_block = (octave.SE(se_planes, in_channels=out_planes, prefix='se')
+                      if use_se else None)
+    block.relu1 = octave.Activation('relu', prefix='relu1')
+    block.relu2 = octave.Activation('relu', prefix='relu2')
+    block.relu3 = octave.Activation('relu', prefix='relu3')
+    block.project = strides != 1 or tuple(in_planes) != tuple(out_planes)
+
+
 class BottleneckV1(HybridBlock):
     """Post-activation bottleneck on (high, low) pairs.
 
@@ -66,12 +77,7 @@ class BottleneckV1(HybridBlock):
             self.bn3 = octave.BatchNorm(out_planes, prefix='bn3',
                                         gamma_initializer='zeros' if last_gamma else 'ones',
                                         **norm_kwargs)
-            self.se_block = (octave.SE(se_planes, in_channels=out_planes, prefix='se')
-                             if use_se else None)
-            self.relu1 = octave.Activation('relu', prefix='relu1')
-            self.relu2 = octave.Activation('relu', prefix='relu2')
-            self.relu3 = octave.Activation('relu', prefix='relu3')
-            self.project = strides != 1 or tuple(in_planes) != tuple(out_planes)
+            _add_se_and_relus(self, in_planes, out_planes, strides, use_se, se_planes)
             if self.project:
                 if extra_bn:
                     self.bn4a = octave.BatchNorm(in_planes, center=False, scale=False,
@@ -114,12 +120,7 @@ class BottleneckV2(HybridBlock):
             self.bn1 = octave.BatchNorm(in_planes, prefix='bn1', **norm_kwargs)
             self.bn2 = octave.BatchNorm(mid_planes, prefix='bn2', **norm_kwargs)
             self.bn3 = octave.BatchNorm(mid_planes, prefix='bn3', **norm_kwargs)
-            self.se_block = (octave.SE(se_planes, in_channels=out_planes, prefix='se')
-                             if use_se else None)
-            self.relu1 = octave.Activation('relu', prefix='relu1')
-            self.relu2 = octave.Activation('relu', prefix='relu2')
-            self.relu3 = octave.Activation('relu', prefix='relu3')
-            self.project = strides != 1 or tuple(in_planes) != tuple(out_planes)
+            _add_se_and_relus(self, in_planes, out_planes, strides, use_se, se_planes)
             if self.project:
                 self.bn4 = octave.BatchNorm(in_planes, prefix='bn4', **norm_kwargs)
                 self.relu4 = octave.Activation('relu', prefix='relu4')
