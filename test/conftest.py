@@ -1,4 +1,5 @@
-"""Shared test helpers: the checkpoint manifests shipped in test/data, graph inspection."""
+"""Shared test helpers: the checkpoint manifests shipped in test/data, graph inspection,
+demo-digit RecordIO files."""
 import json
 import pathlib
 
@@ -14,3 +15,14 @@ def manifests(api):
 def ops_of(symbol):
     """The operator names of ``symbol``'s nodes, in graph order ('null' for variables)."""
     return [node['op'] for node in json.loads(symbol.tojson())['nodes']]
+
+
+def demo_records(root, per_class, val_ratio):
+    """Pack ``per_class`` demo digits per class, at 32 px, into RecordIO files under
+    ``root`` (a pathlib.Path); returns the prefix of ``<prefix>_train.rec`` / ``_val.rec``,
+    or of ``<prefix>.rec`` alone when ``val_ratio`` is 0."""
+    from octconv.utils import demo_data, im2rec
+    demo_data.write_image_folder(str(root / 'img'), per_class=per_class)
+    prefix = str(root / 'tiny')
+    im2rec.pack(str(root / 'img'), prefix, val_ratio=val_ratio, threads=1)
+    return prefix

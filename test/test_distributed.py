@@ -8,8 +8,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import demo_records
 from octconv.train import train_imagenet
-from octconv.utils import demo_data, im2rec, launch
+from octconv.utils import launch
 
 WORKER = textwrap.dedent('''
     import os, sys
@@ -47,11 +48,7 @@ SINGLE = textwrap.dedent('''
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     """40 demo digits (4 per class) in one .rec at 32 px."""
-    root = tmp_path_factory.mktemp('dist')
-    demo_data.write_image_folder(str(root / 'img'), per_class=4)
-    prefix = str(root / 'tiny')
-    im2rec.pack(str(root / 'img'), prefix, val_ratio=0, threads=1)
-    return prefix + '.rec'
+    return demo_records(tmp_path_factory.mktemp('dist'), per_class=4, val_ratio=0) + '.rec'
 
 
 def _flags(rec, save_dir):

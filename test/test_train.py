@@ -11,20 +11,17 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import demo_records
 from octconv.train import checkpoint, fit, train_imagenet
 from octconv.train.schedule import make_lr_scheduler
 from octconv.train.targets import mixup, one_hot_targets
-from octconv.utils import demo_data, im2rec
+from octconv.utils import demo_data
 
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     """60 demo digits (6 per class) packed as train and val .rec at 32 px."""
-    root = tmp_path_factory.mktemp('tiny')
-    demo_data.write_image_folder(str(root / 'img'), per_class=6)
-    prefix = str(root / 'tiny')
-    im2rec.pack(str(root / 'img'), prefix, val_ratio=0.34, threads=1)
-    return prefix
+    return demo_records(tmp_path_factory.mktemp('tiny'), per_class=6, val_ratio=0.34)
 
 
 def _args(tiny, save_dir, *extra):
