@@ -17,7 +17,7 @@ def ops_of(symbol):
     return [node['op'] for node in json.loads(symbol.tojson())['nodes']]
 
 
-def demo_records(root, per_class, val_ratio):
+def pack_demo_digits(root, per_class, val_ratio):
     """Pack ``per_class`` demo digits per class, at 32 px, into RecordIO files under
     ``root`` (a pathlib.Path); returns the prefix of ``<prefix>_train.rec`` / ``_val.rec``,
     or of ``<prefix>.rec`` alone when ``val_ratio`` is 0."""

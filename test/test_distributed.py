@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import demo_records
+from conftest import pack_demo_digits
 from octconv.train import train_imagenet
 from octconv.utils import launch
 
@@ -48,7 +48,7 @@ SINGLE = textwrap.dedent('''
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     """40 demo digits (4 per class) in one .rec at 32 px."""
-    return demo_records(tmp_path_factory.mktemp('dist'), per_class=4, val_ratio=0) + '.rec'
+    return pack_demo_digits(tmp_path_factory.mktemp('dist'), per_class=4, val_ratio=0) + '.rec'
 
 
 def _flags(rec, save_dir):

@@ -11,7 +11,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import demo_records
+from conftest import pack_demo_digits
 from octconv.train import checkpoint, fit, train_imagenet
 from octconv.train.schedule import make_lr_scheduler
 from octconv.train.targets import mixup, one_hot_targets
@@ -21,7 +21,7 @@ from octconv.utils import demo_data
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     """60 demo digits (6 per class) packed as train and val .rec at 32 px."""
-    return demo_records(tmp_path_factory.mktemp('tiny'), per_class=6, val_ratio=0.34)
+    return pack_demo_digits(tmp_path_factory.mktemp('tiny'), per_class=6, val_ratio=0.34)
 
 
 def _args(tiny, save_dir, *extra):
