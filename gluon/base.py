@@ -114,8 +114,8 @@ class OctaveModel(HybridBlock):
             self._crop_free_sizes[size] = crops_are_noops(traced, (1,) + tuple(shape[1:]))
         return self._crop_free_sizes[size]
 
-    def export(self, path, epoch=0, remove_amp_cast=True, data_shape=None):
-        """Write ``path-symbol.json`` and ``path-%04d.params`` like ``HybridBlock.export``.
+    def export_graph(self, data_shape=None):
+        """``(symbol, {name: NDArray})``: what :meth:`export` writes, without the files.
 
         The symbol is traced afresh, in the current graph mode, and needs no
         earlier forward call. It takes every input size, unless ``data_shape``
@@ -126,13 +126,19 @@ class OctaveModel(HybridBlock):
             self._crop_free(data_shape)
         with assume_even_sizes(even):
             symbol = super().forward(mx.sym.var('data'))
+        names = set(symbol.list_arguments()) | set(symbol.list_auxiliary_states())
+        return symbol, {name: param._reduce() for name, param in self.collect_params().items()
+                        if name in names}
+
+    def export(self, path, epoch=0, remove_amp_cast=True, data_shape=None):
+        """Write ``path-symbol.json`` and ``path-%04d.params`` like ``HybridBlock.export``,
+        the graph of :meth:`export_graph`."""
+        symbol, params = self.export_graph(data_shape)
         symbol.save('%s-symbol.json' % path, remove_amp_cast=remove_amp_cast)
-        args, aux = set(symbol.list_arguments()), set(symbol.list_auxiliary_states())
-        saved = {}
-        for name, param in self.collect_params().items():
-            if name in args or name in aux:
-                saved['%s:%s' % ('arg' if name in args else 'aux', name)] = param._reduce()
-        mx.nd.save('%s-%04d.params' % (path, epoch), saved)
+        args = set(symbol.list_arguments())
+        mx.nd.save('%s-%04d.params' % (path, epoch),
+                   {('arg:%s' if name in args else 'aux:%s') % name: value
+                    for name, value in params.items()})
 
     def add_unit(self, name, block):
         """Register ``block`` as ``name`` (its structural parameter prefix) and run it next."""

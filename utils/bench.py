@@ -84,7 +84,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
         first(inputs[batch_sizes[0]])
         symbol, params = _inference_graph(first, (1, 3, size, size), mx)
         for batch in batch_sizes:
-            net = build()
+            net = first if batch == batch_sizes[0] else build()
             net(inputs[batch])
             for name, param in net.collect_params().items():
                 param.set_data(params[name])
@@ -113,15 +113,9 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
 
 def _inference_graph(net, data_shape, mx):
     """(symbol, {name: NDArray}) of a built model, specialised to ``data_shape``."""
-    import tempfile
     if isinstance(net, mx.gluon.SymbolBlock):
         return net(mx.sym.var('data')), {n: p.data() for n, p in net.collect_params().items()}
-    with tempfile.TemporaryDirectory(prefix='octconv-bench-') as folder:
-        prefix = os.path.join(folder, 'model')
-        net.export(prefix, data_shape=data_shape)
-        symbol = mx.sym.load(prefix + '-symbol.json')
-        params = {k.split(':', 1)[1]: v for k, v in mx.nd.load(prefix + '-0000.params').items()}
-    return symbol, params
+    return net.export_graph(data_shape)
 
 
 def _train_step(args, build, mx, graph):
