@@ -16,7 +16,7 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
         assert min(r['b%d_time_ratio' % batch] for r in vanilla) == 1.0
     assert {r['variant'] for r in rows} == {
         'ratio %s%s' % (ratio, suffix) for ratio in ('0', '0.5')
-        for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion')}
+        for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion', ' for_inference')}
     octave = [r for r in rows if r['ratio'] == 0.5 and 'fusion' not in r['variant']][0]
     shape = (1, 3, 32, 32)
     want = (flops.count_block(get_model('mobilenet_v1_075', ratio=0.5), shape).flops /
@@ -34,3 +34,20 @@ def test_bench_runs_symbol_networks_in_both_graphs(capsys):
     assert {r['ratio'] for r in rows} == {0.0, 0.5} and all(r['api'] == 'symbol' for r in rows)
     assert 'ratio 0.5 straightforward' in {r['variant'] for r in rows}
     assert all('train_ms' not in r for r in rows)              # --train-batch 0: none
+
+
+def test_bench_times_chosen_variants_and_onnxruntime_exports(capsys):
+    assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
+                       '--train-batch', '2', '--input-size', '32', '--repeats', '1', '--warmup',
+                       '1', '--variants', 'for_inference']) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+    assert [r['variant'] for r in rows] == ['ratio 0 for_inference', 'ratio 0.5 for_inference']
+    assert all('train_ms' not in r for r in rows)        # the training step goes with as-built
+    assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
+                       '--input-size', '32', '--repeats', '1', '--warmup', '1',
+                       '--runtime', 'onnxruntime']) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+    assert {r['variant'] for r in rows} == {'ratio %s%s' % (ratio, suffix)
+                                           for ratio in ('0', '0.5')
+                                           for suffix in (' mxnet-export', ' export_onnx')}
+    assert all(r['runtime'] == 'onnxruntime' and r['b1_ms'] > 0 for r in rows)

@@ -1,4 +1,4 @@
-"""BatchNorm folding for inference: the same outputs, fewer operators."""
+"""Inference rewrites and ONNX exports: the same outputs, fewer or faster operators."""
 import mxnet as mx
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ import pytest
 from conftest import ops_of
 from octconv.gluon import get_model
 from octconv.symbol import get_linear
-from octconv.utils.deploy import fold_batchnorm, for_inference, onnx_weights_as_constants
+from octconv.utils.deploy import fold_batchnorm, for_inference, upsampling_as_deconvolution
+from octconv.utils.onnx_export import export_onnx, onnx_weights_as_constants
 
 
 def _randomised(params, seed=0):
@@ -62,6 +63,10 @@ def test_folded_gluon_models_give_the_same_outputs(name, size, tmp_path):
     assert set(folded_params) == set(folded.list_arguments() +
                                      folded.list_auxiliary_states()) - {'data'}
     _assert_close(_run(folded, folded_params, x), want)
+    rewritten, rewritten_params, names = upsampling_as_deconvolution(folded, folded_params)
+    assert len(names) == ops_of(folded).count('UpSampling') > 0
+    assert 'UpSampling' not in ops_of(rewritten)
+    _assert_close(_run(rewritten, rewritten_params, x), want)
     _assert_close(for_inference(symbol, params, shape)(x).asnumpy(), want)
 
 
@@ -101,9 +106,59 @@ def test_a_convolution_read_elsewhere_is_not_folded():
     _assert_close(_run(alone, alone_params, x), _run(bn, params, x))
 
 
+@pytest.mark.parametrize('scale', [2, 3])
+def test_upsampling_as_deconvolution_repeats_each_pixel(scale):
+    data = mx.sym.var('data')
+    conv = mx.sym.Convolution(data, num_filter=5, kernel=(1, 1), name='c')
+    up = mx.sym.UpSampling(conv, scale=scale, sample_type='nearest', num_args=1, name='up')
+    rng = np.random.RandomState(scale)
+    params = {'c_weight': mx.nd.array(rng.uniform(-1, 1, (5, 3, 1, 1))),
+              'c_bias': mx.nd.array(rng.uniform(-1, 1, 5))}
+    rewritten, new_params, names = upsampling_as_deconvolution(up, params)
+    assert names == ['up']
+    assert [op for op in ops_of(rewritten) if op != 'null'] == ['Convolution', 'Deconvolution']
+    assert new_params['up_weight'].shape == (5, 1, scale, scale)
+    x = mx.nd.random.uniform(shape=(2, 3, 4, 7))
+    conv_out = _run(conv, params, x)
+    want = conv_out.repeat(scale, axis=2).repeat(scale, axis=3)     # numpy nearest upsampling
+    np.testing.assert_array_equal(_run(rewritten, new_params, x), want)
+
+
+def _onnx_session(path, optimized=None):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if optimized:
+        options.optimized_model_filepath = optimized
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+@pytest.mark.parametrize('size', [(64, 64), (45, 51)])
+def test_export_onnx_runs_in_onnxruntime_with_the_same_outputs(size, tmp_path):
+    import onnx
+    shape = (1, 3) + size
+    symbol, params = _exported('resnet50_v1b', shape, tmp_path)
+    path = export_onnx(symbol, params, shape, str(tmp_path / 'm.onnx'))
+    model = onnx.load(path)
+    assert [i.name for i in model.graph.input] == ['data']
+    assert [o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')] == [13]
+    assert not [n for n in model.graph.node if n.op_type == 'BatchNormalization']   # folded
+    resizes = [{a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+               for n in model.graph.node if n.op_type == 'Resize']
+    assert resizes and all(r['coordinate_transformation_mode'] == b'asymmetric' and
+                           r['nearest_mode'] == b'floor' for r in resizes)
+    x = np.random.RandomState(0).uniform(-1, 1, shape).astype('float32')
+    optimized = str(tmp_path / 'optimized.onnx')
+    got = _onnx_session(path, optimized).run(None, {'data': x})[0]
+    _assert_close(got, _run(symbol, params, mx.nd.array(x)))
+    nodes = onnx.load(optimized).graph.node
+    if size == (64, 64) and any(n.domain == 'com.microsoft.nchwc' for n in nodes):
+        # where onnxruntime uses its blocked layout, the upsamplings run in it too
+        assert not [n for n in nodes if n.op_type == 'Resize']
+        assert len([n for n in nodes if n.op_type == 'Upsample']) == len(resizes)
+
+
 def test_onnx_weights_become_constants_with_the_same_outputs(tmp_path):
     import onnx
-    import onnxruntime as ort
     shape = (1, 3, 64, 64)
     symbol, params = _exported('resnet50_v1b', shape, tmp_path)
     mx.nd.save(str(tmp_path / 'r-0000.params'), {'arg:' + k: v for k, v in params.items()})
@@ -113,8 +168,7 @@ def test_onnx_weights_become_constants_with_the_same_outputs(tmp_path):
     x = np.random.RandomState(0).uniform(-1, 1, shape).astype('float32')
 
     def run():
-        session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-        return session.run(None, {'data': x})[0]
+        return _onnx_session(path).run(None, {'data': x})[0]
     before = run()
     assert len(onnx.load(path).graph.input) > 1
     onnx_weights_as_constants(path)

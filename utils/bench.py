@@ -6,14 +6,16 @@ untimed, to be back in the caches, then ``--inner`` timed runs) and the median
 is reported: inference latency and throughput at each batch size (one model
 instance per batch size, so that no shape changes), and a training step
 (forward, backward, update). Each model is timed as built, through MXNet's
-MKLDNN fusion pass, and with its BatchNorms folded first
-(:mod:`octconv.utils.deploy`); ratios are against the fastest vanilla variant,
-the best vanilla a user could run. Peak memory is how far the process's RSS
+MKLDNN fusion pass, with its BatchNorms folded first, and through all of
+:func:`octconv.utils.deploy.for_inference` (``--variants`` picks some); ratios are
+against the fastest vanilla variant, the best vanilla a user could run. Peak memory is how far the process's RSS
 rose above its level before each model's own runs (the peak is reset in
 between through /proc/self/clear_refs), the memory that model's runs need
 beyond what every model already holds. ``--graphs`` also times the
 straightforward octave graph (before and after, in one run). ``--runtime
-onnxruntime`` times the ONNX exports in onnxruntime instead. Results print as a
+onnxruntime`` times ONNX exports in onnxruntime instead: as MXNet's exporter
+writes them (weights made constants) and through
+:func:`octconv.utils.onnx_export.export_onnx`. Results print as a
 table and as JSON lines.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
@@ -24,10 +26,16 @@ import statistics
 import sys
 import time
 
-from .deploy import onnx_weights_as_constants
+from .onnx_export import export_onnx, onnx_weights_as_constants
 from .octave import GRAPHS, use_graph
 
-__all__ = ['main']
+__all__ = ['main', 'VARIANTS']
+
+# MXNet variants of each model: name -> label suffix.
+VARIANTS = {'as-built': '', 'mkldnn-fusion': ' +mkldnn-fusion',
+            'bn-fold': ' +bn-fold+mkldnn-fusion', 'for_inference': ' for_inference'}
+_DEPLOY_STEPS = {'mkldnn-fusion': dict(fold=False, rewrite=False),
+                 'bn-fold': dict(rewrite=False), 'for_inference': {}}
 
 
 def _memory_mb(field):
@@ -58,8 +66,9 @@ class _Candidate:
 
 
 def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
-    """The model at ``ratio`` as built, through the MKLDNN fusion pass, and with BatchNorm
-    folded then fused; one instance per batch size, so that no shape ever changes."""
+    """The model at ``ratio`` as built, through the MKLDNN fusion pass, with BatchNorm
+    folded then fused, and through all of ``deploy.for_inference``; one instance per
+    batch size, so that no shape ever changes."""
     from ..gluon import get_model
     from ..symbol import get_linear
     from ..train.fit import default_initializers
@@ -78,26 +87,30 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
         net.hybridize(static_alloc=True, static_shape=static_shape)
         return net
     inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
-    variants = {'': {}, ' +mkldnn-fusion': {}, ' +bn-fold+mkldnn-fusion': {}}
+    variants = {VARIANTS[name]: {} for name in args.variants}
     with use_graph(graph):
         first = build()
         first(inputs[batch_sizes[0]])
         symbol, params = _inference_graph(first, (1, 3, size, size), mx)
         for batch in batch_sizes:
-            net = first if batch == batch_sizes[0] else build()
-            net(inputs[batch])
-            for name, param in net.collect_params().items():
-                param.set_data(params[name])
-            variants[''][batch] = net
+            shape = (batch, 3, size, size)
+            if '' in variants:
+                net = first if batch == batch_sizes[0] else build()
+                net(inputs[batch])
+                for name, param in net.collect_params().items():
+                    param.set_data(params[name])
+                variants[''][batch] = net
             try:
-                variants[' +mkldnn-fusion'][batch] = for_inference(
-                    symbol, params, (batch, 3, size, size), fold=False)
-                variants[' +bn-fold+mkldnn-fusion'][batch] = for_inference(
-                    symbol, params, (batch, 3, size, size))
+                for name, steps in _DEPLOY_STEPS.items():
+                    if VARIANTS[name] in variants:
+                        variants[VARIANTS[name]][batch] = for_inference(
+                            symbol, params, shape, **steps)
             except Exception as err:          # the pass rejects some graphs: report, go on
                 print('ratio %g: MKLDNN fusion pass failed (%s)'
                       % (ratio, str(err).splitlines()[0]), file=sys.stderr)
-        train_step = _train_step(args, build, mx, graph) if args.train_batch else None
+        train_step = None
+        if args.train_batch and '' in variants:
+            train_step = _train_step(args, build, mx, graph)
     candidates = []
     for suffix, nets in variants.items():
         if len(nets) != len(batch_sizes):
@@ -138,6 +151,8 @@ def _train_step(args, build, mx, graph):
 
 
 def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
+    """The model's ONNX export as MXNet writes it (weights made constants, without which
+    onnxruntime optimizes nothing) and through ``export_onnx``, in onnxruntime."""
     import tempfile
 
     import numpy as np
@@ -147,26 +162,34 @@ def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
     net.initialize(mx.init.Xavier())
     size = args.input_size
     folder = tempfile.mkdtemp(prefix='octconv-bench-')
-    prefix = os.path.join(folder, 'model')
     with use_graph(graph):
-        net.export(prefix, data_shape=(1, 3, size, size))
+        symbol, params = net.export_graph(data_shape=(1, 3, size, size))
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    sessions = {}
-    for batch in batch_sizes:
-        path = mx.onnx.export_model(prefix + '-symbol.json', prefix + '-0000.params',
-                                    [(batch, 3, size, size)], [np.float32],
-                                    '%s-b%d.onnx' % (prefix, batch))
-        onnx_weights_as_constants(path)
-        sessions[batch] = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    # Idle sessions' threads would spin and take the cores of the one being timed.
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
               for b in batch_sizes}
+    candidates = []
+    for suffix in (' mxnet-export', ' export_onnx'):
+        sessions = {}
+        for batch in batch_sizes:
+            path = os.path.join(folder, 'b%d%s.onnx' % (batch, suffix.strip()))
+            if suffix == ' export_onnx':
+                export_onnx(symbol, params, (batch, 3, size, size), path)
+            else:
+                mx.onnx.export_model(symbol, dict(params), [(batch, 3, size, size)],
+                                     [np.float32], path)
+                onnx_weights_as_constants(path)
+            sessions[batch] = ort.InferenceSession(path, options,
+                                                   providers=['CPUExecutionProvider'])
 
-    def infer(batch):
-        session = sessions[batch]
-        session.run(None, {session.get_inputs()[0].name: inputs[batch]})
-    label = 'ratio %g%s onnxruntime' % (ratio, '' if graph == 'optimized' else ' ' + graph)
-    return [_Candidate(label, ratio, infer)]
+        def infer(batch, sessions=sessions):
+            session = sessions[batch]
+            session.run(None, {session.get_inputs()[0].name: inputs[batch]})
+        label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
+        candidates.append(_Candidate(label, ratio, infer))
+    return candidates
 
 
 def _flop_ratio(args, ratio):
@@ -197,6 +220,9 @@ def main(argv=None):
     parser.add_argument('--inner', type=int, default=2,
                         help='timed runs in a row per model and round, after one untimed')
     parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime'), default='mxnet')
+    parser.add_argument('--variants', nargs='+', choices=tuple(VARIANTS), default=list(VARIANTS),
+                        help='MXNet variants of each model (default: all); the training '
+                        'step is timed with as-built')
     parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
                         help='octave graphs to time (both: before and after the optimizations)')
     args = parser.parse_args(argv)
@@ -243,7 +269,7 @@ def main(argv=None):
     vanilla_train = [statistics.median(c.train_times) for c in vanilla if c.train_times]
     print('%s %s at %dpx, %d threads, %s, median of %d interleaved runs'
           % (args.api, args.model, args.input_size, args.threads, args.runtime, args.repeats))
-    head = '%-30s %8s' % ('model', 'FLOPs') + ''.join(
+    head = '%-36s %8s' % ('model', 'FLOPs') + ''.join(
         '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) + \
         '%12s %7s %9s' % ('train ms', 'ratio', '+peak MB')
     print(head)
@@ -252,7 +278,7 @@ def main(argv=None):
         row = {'model': args.model, 'api': args.api, 'runtime': args.runtime,
                'variant': cand.label, 'ratio': cand.ratio,
                'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_extra_mb': cand.peak}
-        line = '%-30s %8.3f' % (cand.label, row['flop_ratio'])
+        line = '%-36s %8.3f' % (cand.label, row['flop_ratio'])
         for batch in args.batch_sizes:
             ms = statistics.median(cand.times[batch]) * 1000
             row['b%d_ms' % batch] = ms

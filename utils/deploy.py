@@ -1,4 +1,5 @@
-"""Inference graphs: BatchNorm folded into the convolutions, then MXNet's MKLDNN fusion.
+"""Inference graphs: BatchNorm folded into the convolutions, upsampling as an MKLDNN
+operator, then MXNet's MKLDNN fusion.
 
 At inference a BatchNorm is a per-channel ``y = scale * x + shift`` with
 ``scale = gamma / sqrt(running_var + eps)`` and ``shift = beta - running_mean * scale``.
@@ -11,6 +12,12 @@ that follow; MXNet's fusion pass folds only a BatchNorm that directly follows
 one convolution, which is never the case for an octave layer with a low->high path.
 
 The same function in inference mode, not for training (batch statistics).
+
+:func:`upsampling_as_deconvolution` writes nearest 2x upsampling as a depthwise 2x2
+stride-2 deconvolution with weights 1, the same output: MXNet's ``UpSampling`` works
+on the plain layout only, so each one cost two layout conversions of its map besides
+its own pass; the deconvolution is an MKLDNN operator. :func:`for_inference` applies
+both, then MXNet's MKLDNN fusion pass.
 """
 import json
 
@@ -18,7 +25,7 @@ import numpy as np
 
 from .flops import attr_is_true
 
-__all__ = ['fold_batchnorm', 'for_inference', 'onnx_weights_as_constants']
+__all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'for_inference']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
 
@@ -39,7 +46,6 @@ def fold_batchnorm(symbol, params):
         names of the BatchNorms folded away. Outputs equal the original's in
         inference mode up to float rounding.
     """
-    import mxnet as mx
     graph = json.loads(symbol.tojson())
     nodes = graph['nodes']
     uses = {}                       # readers of each output; slice_like's shape input is none
@@ -49,7 +55,7 @@ def fold_batchnorm(symbol, params):
             uses[tuple(entry[:2])] = uses.get(tuple(entry[:2]), 0) + 1
     for entry in graph['heads']:
         uses[tuple(entry[:2])] = uses.get(tuple(entry[:2]), 0) + 1
-    values = {name: value.asnumpy() for name, value in params.items()}
+    values = _numpy(params)
     redirect, folded = {}, []
     for index, node in enumerate(nodes):
         if node['op'] != 'BatchNorm' or int(node.get('attrs', {}).get('axis', 1)) != 1:
@@ -71,10 +77,8 @@ def fold_batchnorm(symbol, params):
     for node in nodes:
         node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
     graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
-    folded_symbol = mx.sym.load_json(json.dumps(_topological(graph)))
-    wanted = set(folded_symbol.list_arguments()) | set(folded_symbol.list_auxiliary_states())
-    return (folded_symbol, {n: mx.nd.array(v, dtype=v.dtype) for n, v in values.items()
-                            if n in wanted}, folded)
+    folded_symbol, folded_params = _finish(graph, values)
+    return folded_symbol, folded_params, folded
 
 
 def _follow(redirect, entry):
@@ -155,30 +159,65 @@ def _scale_conv(nodes, index, scale, shift, values):
         bias = nodes[node['inputs'][2][0]]['name']
         values[bias] = values[bias] * scale + (0 if shift is None else shift)
     elif shift is not None:
-        bias = node['name'] + '_bias'
-        if bias in values:
-            raise ValueError('cannot fold into %s: a parameter %s exists already'
-                             % (node['name'], bias))
-        nodes.append({'op': 'null', 'name': bias, 'inputs': []})
-        node['inputs'] = node['inputs'][:2] + [[len(nodes) - 1, 0, 0]]
+        bias = _add_param(nodes, values, node['name'] + '_bias', shift.astype(values[weight].dtype))
+        node['inputs'] = node['inputs'][:2] + [bias]
         node.setdefault('attrs', {})['no_bias'] = 'False'
-        values[bias] = shift.astype(values[weight].dtype)
 
 
-def for_inference(symbol, params, data_shape=None, fold=True, fuse=True, ctx=None):
-    """A hybridized ``SymbolBlock`` for inference: BatchNorm folded, then MKLDNN-fused.
+def upsampling_as_deconvolution(symbol, params):
+    """Nearest upsampling by an integer ``s`` as a depthwise ``s x s`` stride-``s``
+    Deconvolution with weights 1 (the same output, bit for bit).
+
+    Rewrites each single-input ``UpSampling`` (``sample_type='nearest'``) whose
+    input comes from a convolution, which gives its channel count; the weights are
+    new parameters ``<upsampling>_weight``. Returns ``(symbol, params, rewritten)``
+    as :func:`fold_batchnorm` does.
+    """
+    graph = json.loads(symbol.tojson())
+    nodes = graph['nodes']
+    values = _numpy(params)
+    rewritten = []
+    for node in list(nodes):
+        attrs = node.get('attrs', {})
+        if node['op'] != 'UpSampling' or attrs.get('sample_type') != 'nearest' \
+                or len(node['inputs']) != 1:
+            continue
+        source = nodes[node['inputs'][0][0]]
+        if source['op'] not in ('Convolution', 'Deconvolution') or node['inputs'][0][1] != 0:
+            continue
+        channels, scale = int(source['attrs']['num_filter']), int(attrs['scale'])
+        dtype = values[nodes[source['inputs'][1][0]]['name']].dtype
+        weight = _add_param(nodes, values, node['name'] + '_weight',
+                            np.ones((channels, 1, scale, scale), dtype))
+        node['op'] = 'Deconvolution'
+        node['attrs'] = {'kernel': str((scale, scale)), 'stride': str((scale, scale)),
+                         'num_filter': str(channels), 'num_group': str(channels),
+                         'no_bias': 'True'}
+        node['inputs'] = node['inputs'] + [weight]
+        rewritten.append(node['name'])
+    new_symbol, new_params = _finish(graph, values)
+    return new_symbol, new_params, rewritten
+
+
+def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, fuse=True,
+                  ctx=None):
+    """A hybridized ``SymbolBlock`` for inference: the same outputs, faster.
 
     ``symbol`` / ``params`` as for :func:`fold_batchnorm` (e.g. a Gluon model's
-    export, best with ``data_shape`` so that it has no crops); ``fold=False``
-    keeps the BatchNorms, ``fuse=False`` skips MXNet's MKLDNN fusion pass (use it
-    off CPU). ``data_shape`` (N, C, H, W) runs one forward pass to build the
-    cached graph. Gluon's ``optimize_for`` mis-wires octave graphs' weights in
-    MXNet 1.9.1; the pass is run here on the symbol (``get_backend_symbol``).
+    export, best with ``data_shape`` so that it has no crops). In order:
+    ``fold`` folds the BatchNorms (:func:`fold_batchnorm`); ``rewrite`` runs
+    :func:`upsampling_as_deconvolution`; ``fuse`` runs
+    MXNet's MKLDNN fusion pass (CPU only: leave ``rewrite`` and ``fuse`` off for a
+    GPU). ``data_shape`` (N, C, H, W) runs one forward pass to build the cached
+    graph. Gluon's ``optimize_for`` mis-wires octave graphs' weights in MXNet
+    1.9.1; the pass is run here on the symbol (``get_backend_symbol``).
     """
     import mxnet as mx
     ctx = ctx or mx.cpu()
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
+    if rewrite:
+        symbol, params, _ = upsampling_as_deconvolution(symbol, params)
     if fuse:
         symbol = symbol.get_backend_symbol('MKLDNN')
     net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
@@ -190,17 +229,22 @@ def for_inference(symbol, params, data_shape=None, fold=True, fuse=True, ctx=Non
     return net
 
 
-def onnx_weights_as_constants(path):
-    """Rewrite the ONNX file ``path`` so that its weights are not graph inputs too.
+def _numpy(params):
+    return {name: value.asnumpy() for name, value in params.items()}
 
-    MXNet's exporter lists every weight both as an initializer and as an input;
-    as inputs they may be overridden at run time, so onnxruntime folds and fuses
-    nothing ("Initializer ... appears in graph inputs"). Needs the ``onnx`` package.
-    """
-    import onnx
-    model = onnx.load(path)
-    weights = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    onnx.save(model, path)
+
+def _add_param(nodes, values, name, value):
+    """Append a parameter node ``name`` holding ``value``; returns its graph entry."""
+    if name in values:
+        raise ValueError('cannot add parameter %s: the graph has one of that name' % name)
+    nodes.append({'op': 'null', 'name': name, 'inputs': []})
+    values[name] = value
+    return [len(nodes) - 1, 0, 0]
+
+
+def _finish(graph, values):
+    """(symbol, {name: NDArray}) of an edited graph, with the parameters it still uses."""
+    import mxnet as mx
+    symbol = mx.sym.load_json(json.dumps(_topological(graph)))
+    wanted = set(symbol.list_arguments()) | set(symbol.list_auxiliary_states())
+    return symbol, {n: mx.nd.array(v, dtype=v.dtype) for n, v in values.items() if n in wanted}
