@@ -26,7 +26,9 @@ setup(
     install_requires=['mxnet==1.9.1', 'numpy==1.23.5', 'gluoncv==0.10.5.post0', 'matplotlib',
                       'tqdm', 'scikit-learn==1.5.2'],
     extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime==1.22.1'],
-                    'test': ['pytest', 'onnx==1.16.2', 'onnxruntime==1.22.1']},
+                    'openvino': ['onnx==1.16.2', 'openvino==2026.4.1'],
+                    'test': ['pytest', 'onnx==1.16.2', 'onnxruntime==1.22.1',
+                             'openvino==2026.4.1']},
     entry_points={'console_scripts': [
         'octconv-flops = octconv.utils.flops:main',
         'octconv-summary = octconv.utils.summary:main',

@@ -36,7 +36,7 @@ def test_bench_runs_symbol_networks_in_both_graphs(capsys):
     assert all('train_ms' not in r for r in rows)              # --train-batch 0: none
 
 
-def test_bench_times_chosen_variants_and_onnxruntime_exports(capsys):
+def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys):
     assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
                        '--train-batch', '2', '--input-size', '32', '--repeats', '1', '--warmup',
                        '1', '--variants', 'for_inference']) == 0
@@ -51,3 +51,9 @@ def test_bench_times_chosen_variants_and_onnxruntime_exports(capsys):
                                            for ratio in ('0', '0.5')
                                            for suffix in (' mxnet-export', ' export_onnx')}
     assert all(r['runtime'] == 'onnxruntime' and r['b1_ms'] > 0 for r in rows)
+    assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1', '2',
+                       '--input-size', '32', '--repeats', '1', '--warmup', '1',
+                       '--runtime', 'openvino']) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
+    assert [r['variant'] for r in rows] == ['ratio 0 openvino', 'ratio 0.5 openvino']
+    assert all(r['b1_ms'] > 0 and r['b2_ms'] > 0 for r in rows)

@@ -157,6 +157,19 @@ def test_export_onnx_runs_in_onnxruntime_with_the_same_outputs(size, tmp_path):
         assert len([n for n in nodes if n.op_type == 'Upsample']) == len(resizes)
 
 
+def test_export_onnx_reads_in_openvino_with_the_same_outputs(tmp_path):
+    import openvino
+    shape = (2, 3, 64, 64)
+    symbol, params = _exported('resnet50_v1b', shape, tmp_path)
+    path = export_onnx(symbol, params, shape, str(tmp_path / 'm.onnx'))
+    core = openvino.Core()
+    compiled = core.compile_model(core.read_model(path), 'CPU',
+                                  {'INFERENCE_PRECISION_HINT': 'f32'})
+    x = np.random.RandomState(1).uniform(-1, 1, shape).astype('float32')
+    _assert_close(compiled.create_infer_request().infer({0: x})[0],
+                  _run(symbol, params, mx.nd.array(x)))
+
+
 def test_onnx_weights_become_constants_with_the_same_outputs(tmp_path):
     import onnx
     shape = (1, 3, 64, 64)

@@ -15,7 +15,9 @@ beyond what every model already holds. ``--graphs`` also times the
 straightforward octave graph (before and after, in one run). ``--runtime
 onnxruntime`` times ONNX exports in onnxruntime instead: as MXNet's exporter
 writes them (weights made constants) and through
-:func:`octconv.utils.onnx_export.export_onnx`. Results print as a
+:func:`octconv.utils.onnx_export.export_onnx`; ``--runtime openvino`` times the
+latter in OpenVINO, in float32. Both time the files in a child process that does
+not load MXNet. Results print as a
 table and as JSON lines.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
@@ -150,46 +152,119 @@ def _train_step(args, build, mx, graph):
     return train_step
 
 
-def _onnx_candidates(args, ratio, batch_sizes, mx, graph):
-    """The model's ONNX export as MXNet writes it (weights made constants, without which
-    onnxruntime optimizes nothing) and through ``export_onnx``, in onnxruntime."""
-    import tempfile
+def _export_onnx_files(args, ratio, folder, mx, graph):
+    """Export the model at ``ratio`` for ``args.runtime``, one file per batch size.
 
+    Returns ``[(label, {batch: path})]``: for onnxruntime the file as MXNet's exporter
+    writes it (weights made constants, without which onnxruntime optimizes nothing)
+    and the one of ``export_onnx``; for OpenVINO the latter."""
     import numpy as np
-    import onnxruntime as ort
     from ..gluon import get_model
     net = get_model(args.model, ratio=ratio)
     net.initialize(mx.init.Xavier())
     size = args.input_size
-    folder = tempfile.mkdtemp(prefix='octconv-bench-')
     with use_graph(graph):
         symbol, params = net.export_graph(data_shape=(1, 3, size, size))
+    suffixes = (' openvino',) if args.runtime == 'openvino' else (' mxnet-export',
+                                                                   ' export_onnx')
+    models = []
+    for suffix in suffixes:
+        label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
+        files = {}
+        for batch in args.batch_sizes:
+            path = files[batch] = os.path.join(
+                folder, '%s-b%d.onnx' % (label.replace(' ', '_'), batch))
+            if suffix == ' mxnet-export':
+                mx.onnx.export_model(symbol, dict(params), [(batch, 3, size, size)],
+                                     [np.float32], path)
+                onnx_weights_as_constants(path)
+            else:
+                export_onnx(symbol, params, (batch, 3, size, size), path)
+        models.append((label, files))
+    return models
+
+
+def _time_onnx_files(args, ratios, mx):
+    """Export every model, then time the files in a child process without MXNet.
+
+    MXNet's own threads (its engine, OpenMP) slow other runtimes in the same process,
+    octave models most, and not the same way from run to run."""
+    import subprocess
+    import tempfile
+    folder = tempfile.mkdtemp(prefix='octconv-bench-')
+    plan = {'runtime': args.runtime, 'threads': args.threads, 'size': args.input_size,
+            'batch_sizes': args.batch_sizes, 'warmup': args.warmup, 'repeats': args.repeats,
+            'inner': args.inner, 'models': []}
+    for ratio in ratios:
+        for graph in args.graphs:
+            for label, files in _export_onnx_files(args, ratio, folder, mx, graph):
+                plan['models'].append({'label': label, 'ratio': ratio, 'files': files})
+    plan_path = os.path.join(folder, 'plan.json')
+    with open(plan_path, 'w') as handle:
+        json.dump(plan, handle)
+    subprocess.run([sys.executable, '-m', 'octconv.utils.bench', '--time-files', plan_path],
+                   check=True)
+    with open(plan_path + '.times') as handle:
+        timed = json.load(handle)
+    candidates = []
+    for model, result in zip(plan['models'], timed):
+        cand = _Candidate(model['label'], model['ratio'], None)
+        cand.times = {int(b): t for b, t in result['times'].items()}
+        cand.peak = result['peak']
+        candidates.append(cand)
+    return candidates
+
+
+def _time_files(plan_path):
+    """The child of :func:`_time_onnx_files`: time the planned files, write the times."""
+    import numpy as np
+    with open(plan_path) as handle:
+        plan = json.load(handle)
+    args = argparse.Namespace(**{k: plan[k] for k in ('threads', 'warmup', 'repeats', 'inner',
+                                                       'batch_sizes')}, train_batch=0)
+    load = (_openvino_loader if plan['runtime'] == 'openvino' else _onnxruntime_loader)(args)
+    size = plan['size']
+    inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
+              for b in args.batch_sizes}
+    candidates = []
+    for model in plan['models']:
+        runs = {int(b): load(path) for b, path in model['files'].items()}
+
+        def infer(batch, runs=runs):
+            runs[batch](inputs[batch])
+        candidates.append(_Candidate(model['label'], model['ratio'], infer))
+    _time_rounds(candidates, args)
+    with open(plan_path + '.times', 'w') as handle:
+        json.dump([{'times': c.times, 'peak': c.peak} for c in candidates], handle)
+    return 0
+
+
+def _onnxruntime_loader(args):
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     # Idle sessions' threads would spin and take the cores of the one being timed.
     options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
-              for b in batch_sizes}
-    candidates = []
-    for suffix in (' mxnet-export', ' export_onnx'):
-        sessions = {}
-        for batch in batch_sizes:
-            path = os.path.join(folder, 'b%d%s.onnx' % (batch, suffix.strip()))
-            if suffix == ' export_onnx':
-                export_onnx(symbol, params, (batch, 3, size, size), path)
-            else:
-                mx.onnx.export_model(symbol, dict(params), [(batch, 3, size, size)],
-                                     [np.float32], path)
-                onnx_weights_as_constants(path)
-            sessions[batch] = ort.InferenceSession(path, options,
-                                                   providers=['CPUExecutionProvider'])
 
-        def infer(batch, sessions=sessions):
-            session = sessions[batch]
-            session.run(None, {session.get_inputs()[0].name: inputs[batch]})
-        label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
-        candidates.append(_Candidate(label, ratio, infer))
-    return candidates
+    def load(path):
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})
+    return load
+
+
+def _openvino_loader(args):
+    import openvino
+    core = openvino.Core()
+    # Pinned threads: unpinned, the compiled models of one process move each other's
+    # threads around and the timings wander by 20%.
+    config = {'INFERENCE_NUM_THREADS': str(args.threads), 'PERFORMANCE_HINT': 'LATENCY',
+              'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': 'YES'}
+
+    def load(path):
+        request = core.compile_model(core.read_model(path), 'CPU', config).create_infer_request()
+        return lambda x: request.infer({0: x})
+    return load
 
 
 def _flop_ratio(args, ratio):
@@ -202,47 +277,8 @@ def _flop_ratio(args, ratio):
     return count_symbol(get_linear(args.model, args.depth, ratio=ratio or -1), shape).flops
 
 
-def main(argv=None):
-    """Time a model at several ratios against ratio 0; print a table and JSON lines."""
-    parser = argparse.ArgumentParser(prog='octconv-bench', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--api', choices=('gluon', 'symbol'), default='gluon')
-    parser.add_argument('--model', '--network', dest='model', default=None,
-                        help='Gluon model (resnet50_v1b) or Symbol network (resnetv2)')
-    parser.add_argument('--depth', type=int, default=50, help='Symbol network depth')
-    parser.add_argument('--ratios', type=float, nargs='+', default=[0.125, 0.25, 0.5, 0.75])
-    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
-    parser.add_argument('--train-batch', type=int, default=16, help='0 = no training step')
-    parser.add_argument('--input-size', type=int, default=224)
-    parser.add_argument('--threads', type=int, default=2, help='OpenMP / onnxruntime threads')
-    parser.add_argument('--repeats', type=int, default=15)
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--inner', type=int, default=2,
-                        help='timed runs in a row per model and round, after one untimed')
-    parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime'), default='mxnet')
-    parser.add_argument('--variants', nargs='+', choices=tuple(VARIANTS), default=list(VARIANTS),
-                        help='MXNet variants of each model (default: all); the training '
-                        'step is timed with as-built')
-    parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
-                        help='octave graphs to time (both: before and after the optimizations)')
-    args = parser.parse_args(argv)
-    args.model = args.model or ('resnet50_v1b' if args.api == 'gluon' else 'resnetv2')
-    if args.runtime == 'onnxruntime' and args.api != 'gluon':
-        parser.error('--runtime onnxruntime times Gluon models')
-    os.environ['OMP_NUM_THREADS'] = str(args.threads)
-    # Once a second MXNet engine thread has run OpenMP work (a copy, an asnumpy), libgomp
-    # sees more threads than cores and stops spinning between operators: every model in
-    # the process then runs up to 1.6x slower, octave ones (more, smaller operators) most.
-    # (Not for onnxruntime: spinning MXNet threads would take its cores.)
-    if args.runtime == 'mxnet':
-        os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
-    import mxnet as mx
-    make = _onnx_candidates if args.runtime == 'onnxruntime' else _gluon_candidates
-    ratios = [0.] + [r for r in args.ratios if r != 0]
-    candidates = []
-    for ratio in ratios:
-        for graph in args.graphs:
-            candidates.extend(make(args, ratio, args.batch_sizes, mx, graph))
+def _time_rounds(candidates, args):
+    """Warm every candidate up, then time them in interleaved rounds (see the module)."""
     for cand in candidates:                    # warm-up: graph building, memory planning
         for _ in range(args.warmup):
             for batch in args.batch_sizes:
@@ -263,6 +299,56 @@ def main(argv=None):
                 cand.train()
                 cand.train_times.append(time.perf_counter() - start)
             cand.peak = max(cand.peak, _memory_mb('VmHWM') - resident)
+
+
+def main(argv=None):
+    """Time a model at several ratios against ratio 0; print a table and JSON lines."""
+    parser = argparse.ArgumentParser(prog='octconv-bench', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--api', choices=('gluon', 'symbol'), default='gluon')
+    parser.add_argument('--model', '--network', dest='model', default=None,
+                        help='Gluon model (resnet50_v1b) or Symbol network (resnetv2)')
+    parser.add_argument('--depth', type=int, default=50, help='Symbol network depth')
+    parser.add_argument('--ratios', type=float, nargs='+', default=[0.125, 0.25, 0.5, 0.75])
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
+    parser.add_argument('--train-batch', type=int, default=16, help='0 = no training step')
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument('--threads', type=int, default=2, help='threads of the runtime')
+    parser.add_argument('--repeats', type=int, default=15)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--inner', type=int, default=2,
+                        help='timed runs in a row per model and round, after one untimed')
+    parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime', 'openvino'),
+                        default='mxnet')
+    parser.add_argument('--variants', nargs='+', choices=tuple(VARIANTS), default=list(VARIANTS),
+                        help='MXNet variants of each model (default: all); the training '
+                        'step is timed with as-built')
+    parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
+                        help='octave graphs to time (both: before and after the optimizations)')
+    parser.add_argument('--time-files', help=argparse.SUPPRESS)   # the ONNX timing child
+    args = parser.parse_args(argv)
+    if args.time_files:
+        return _time_files(args.time_files)
+    args.model = args.model or ('resnet50_v1b' if args.api == 'gluon' else 'resnetv2')
+    if args.runtime != 'mxnet' and args.api != 'gluon':
+        parser.error('--runtime %s times Gluon models' % args.runtime)
+    os.environ['OMP_NUM_THREADS'] = str(args.threads)
+    # Once a second MXNet engine thread has run OpenMP work (a copy, an asnumpy), libgomp
+    # sees more threads than cores and stops spinning between operators: every model in
+    # the process then runs up to 1.6x slower, octave ones (more, smaller operators) most.
+    # (Not for the other runtimes: spinning MXNet threads would take their cores.)
+    if args.runtime == 'mxnet':
+        os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
+    import mxnet as mx
+    ratios = [0.] + [r for r in args.ratios if r != 0]
+    if args.runtime == 'mxnet':
+        candidates = []
+        for ratio in ratios:
+            for graph in args.graphs:
+                candidates.extend(_gluon_candidates(args, ratio, args.batch_sizes, mx, graph))
+        _time_rounds(candidates, args)
+    else:
+        candidates = _time_onnx_files(args, ratios, mx)
     flops = {ratio: _flop_ratio(args, ratio) for ratio in ratios}
     vanilla = [c for c in candidates if c.ratio == 0]
     best = {b: min(statistics.median(c.times[b]) for c in vanilla) for b in args.batch_sizes}
