@@ -8,17 +8,16 @@ instance per batch size, so that no shape changes), and a training step
 (forward, backward, update). Each model is timed as built, through MXNet's
 MKLDNN fusion pass, with its BatchNorms folded first, and through all of
 :func:`octconv.utils.deploy.for_inference` (``--variants`` picks some); ratios are
-against the fastest vanilla variant, the best vanilla a user could run. Peak memory is how far the process's RSS
-rose above its level before each model's own runs (the peak is reset in
-between through /proc/self/clear_refs), the memory that model's runs need
-beyond what every model already holds. ``--graphs`` also times the
-straightforward octave graph (before and after, in one run). ``--runtime
-onnxruntime`` times ONNX exports in onnxruntime instead: as MXNet's exporter
-writes them (weights made constants) and through
+against the fastest vanilla variant, the best vanilla a user could run. Peak
+memory is how far the process's RSS rose above its level before each model's own
+runs (the peak is reset in between through /proc/self/clear_refs), the memory
+that model's runs need beyond what every model already holds. ``--graphs`` also
+times the straightforward octave graph (before and after, in one run).
+``--runtime onnxruntime`` times ONNX exports in onnxruntime instead: as MXNet's
+exporter writes them (weights made constants) and through
 :func:`octconv.utils.onnx_export.export_onnx`; ``--runtime openvino`` times the
 latter in OpenVINO, in float32. Both time the files in a child process that does
-not load MXNet. Results print as a
-table and as JSON lines.
+not load MXNet. Results print as a table and as JSON lines.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
 import argparse
@@ -256,8 +255,8 @@ def _onnxruntime_loader(args):
 def _openvino_loader(args):
     import openvino
     core = openvino.Core()
-    # Pinned threads: unpinned, the compiled models of one process move each other's
-    # threads around and the timings wander by 20%.
+    # float32 as MXNet computes (OpenVINO may pick bfloat16 on CPUs that have it);
+    # threads pinned to cores, as for a latency-bound deployment.
     config = {'INFERENCE_NUM_THREADS': str(args.threads), 'PERFORMANCE_HINT': 'LATENCY',
               'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': 'YES'}
 

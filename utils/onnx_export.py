@@ -1,4 +1,4 @@
-"""ONNX files for onnxruntime from MXNet graphs, and the fixes they need to run fast.
+"""ONNX files for onnxruntime and OpenVINO from MXNet graphs, fixed to run fast.
 
 MXNet 1.9.1's exporter (``mx.onnx.export_model``) writes files that onnxruntime
 runs, but slowly: it optimizes graphs only as far as they let it.
@@ -18,7 +18,7 @@ runs, but slowly: it optimizes graphs only as far as they let it.
 
 :func:`export_onnx` folds the BatchNorms first (:func:`~octconv.utils.deploy.fold_batchnorm`:
 onnxruntime folds only a BatchNorm right after one convolution), exports and
-prepares the file.
+prepares the file. OpenVINO reads the same file.
 """
 from .deploy import fold_batchnorm
 
@@ -32,8 +32,8 @@ def export_onnx(symbol, params, data_shape, path, fold=True):
     """Write ``symbol`` with ``params`` ({name: NDArray}) to the ONNX file ``path``.
 
     ``data_shape`` is the (N, C, H, W) of the input ``data``; ``fold`` folds the
-    BatchNorms first. The file is ready for onnxruntime (:func:`prepare_for_onnxruntime`).
-    Needs the ``onnx`` package. Returns ``path``.
+    BatchNorms first. The file is ready for onnxruntime (:func:`prepare_for_onnxruntime`)
+    and OpenVINO. Needs the ``onnx`` package. Returns ``path``.
     """
     import mxnet as mx
     import numpy as np
