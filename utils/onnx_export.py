@@ -55,12 +55,15 @@ def prepare_for_onnxruntime(path):
     for opset in model.opset_import:
         if opset.domain in ('', 'ai.onnx'):
             opset.version = min(opset.version, EXPORTER_OPSET)
-    constants = {init.name: onnx.numpy_helper.to_array(init) for init in model.graph.initializer}
+    initializers = {init.name: init for init in model.graph.initializer}
     changed = 0
     for node in model.graph.node:
+        if node.op_type != 'Resize':
+            continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        scales = constants.get(node.input[2]) if len(node.input) == 3 else None
-        if node.op_type != 'Resize' or attrs.get('mode', b'nearest') != b'nearest' \
+        scales = initializers.get(node.input[2]) if len(node.input) == 3 else None
+        scales = None if scales is None else onnx.numpy_helper.to_array(scales)
+        if attrs.get('mode', b'nearest') != b'nearest' \
                 or attrs.get('coordinate_transformation_mode', b'half_pixel') != b'half_pixel' \
                 or attrs.get('nearest_mode', b'round_prefer_floor') != b'round_prefer_floor' \
                 or scales is None or (scales != scales.round()).any() or (scales < 1).any():
