@@ -163,6 +163,7 @@ def add(F, parts, name=None):
         return F.elemwise_add(*parts, name=name)
     return F.ElementWiseSum(*parts, name=name)
 
+
 PATHS = ('h2h', 'h2l', 'l2h', 'l2l')
 
 PathSpec = namedtuple('PathSpec', ['in_channels', 'channels', 'groups', 'use_bias'])
