@@ -1,5 +1,7 @@
 """octconv-bench runs and reports every figure (no timing is asserted: it is a benchmark)."""
 import json
+import os
+import tempfile
 
 from octconv.utils import bench, flops
 from octconv.gluon import get_model
@@ -36,7 +38,8 @@ def test_bench_runs_symbol_networks_in_both_graphs(capsys):
     assert all('train_ms' not in r for r in rows)              # --train-batch 0: none
 
 
-def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys):
+def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, tmp_path,
+                                                                      monkeypatch):
     assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
                        '--train-batch', '2', '--input-size', '32', '--repeats', '1', '--warmup',
                        '1', '--variants', 'for_inference']) == 0
@@ -51,9 +54,11 @@ def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys):
                                            for ratio in ('0', '0.5')
                                            for suffix in (' mxnet-export', ' export_onnx')}
     assert all(r['runtime'] == 'onnxruntime' and r['b1_ms'] > 0 for r in rows)
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))    # where the files go
     assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1', '2',
                        '--input-size', '32', '--repeats', '1', '--warmup', '1',
                        '--runtime', 'openvino']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert [r['variant'] for r in rows] == ['ratio 0 openvino', 'ratio 0.5 openvino']
     assert all(r['b1_ms'] > 0 and r['b2_ms'] > 0 for r in rows)
+    assert os.listdir(tmp_path) == []                        # the exported files are deleted
