@@ -156,6 +156,42 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path):
     assert checkpoint.best(str(tmp_path))['epoch'] == 1
 
 
+def test_rewriting_an_epoch_keeps_the_old_folder_until_the_new_one_is_in_place(tmp_path,
+                                                                               monkeypatch):
+    def writes(text):
+        def write_files(folder):
+            with open(os.path.join(folder, 'model.params'), 'w') as handle:
+                handle.write(text)
+        return write_files
+
+    def content():
+        return {e: open(os.path.join(f, 'model.params')).read()
+                for e, f in checkpoint.list_checkpoints(str(tmp_path))}
+    for epoch in (1, 2):
+        checkpoint.save(str(tmp_path), epoch, writes('run 1, epoch %d' % epoch), {})
+    rename = os.rename
+
+    def failing_rename(src, dst, error):
+        new = os.path.basename(src).startswith('.epoch-0002.') and 'replaced' not in src
+        if new and dst.endswith('epoch-0002'):
+            raise error                     # the new folder cannot be put in place
+        rename(src, dst)
+    monkeypatch.setattr(os, 'rename', lambda s, d: failing_rename(s, d, OSError(5, 'I/O')))
+    with pytest.raises(checkpoint.CheckpointError, match=r'epoch-0002: \[Errno 5\] I/O'):
+        checkpoint.save(str(tmp_path), 2, writes('run 2, epoch 2'), {})
+    assert content() == {1: 'run 1, epoch 1', 2: 'run 1, epoch 2'}        # put back whole
+    assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['epoch-0001', 'epoch-0002']
+    # A crash (no handler runs) at that moment: no incomplete epoch 2 is ever listed.
+    monkeypatch.setattr(os, 'rename', lambda s, d: failing_rename(s, d, KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(str(tmp_path), 2, writes('run 2, epoch 2'), {})
+    assert content() == {1: 'run 1, epoch 1'}
+    monkeypatch.setattr(os, 'rename', rename)
+    checkpoint.save(str(tmp_path), 2, writes('run 3, epoch 2'), {})
+    assert content() == {1: 'run 1, epoch 1', 2: 'run 3, epoch 2'}
+    assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['epoch-0001', 'epoch-0002']
+
+
 def test_best_and_last_k_are_kept(tmp_path):
     for epoch, top1 in enumerate([0.2, 0.9, 0.3, 0.4, 0.5], start=1):
         checkpoint.save(str(tmp_path), epoch, lambda folder: None, {'epoch': epoch}, keep=2,

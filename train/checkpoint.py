@@ -5,7 +5,8 @@
 position) and ``meta.json`` (epoch, iteration, seed, RNG states, metrics). A
 checkpoint is written into a temporary folder, every file fsynced, then renamed
 into place, so a crash at any moment leaves the previous checkpoints whole and
-never a half-written one under a final name. ``best.json`` names the epoch with
+never a half-written one under a final name (an older run's folder of the same
+epoch is renamed away whole before, and put back if the new one cannot be). ``best.json`` names the epoch with
 the best validation top-1 (its folder is never pruned); the last ``keep``
 checkpoints are kept.
 """
@@ -95,7 +96,7 @@ def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
     """
     root = os.path.join(save_dir, 'checkpoints')
     final = os.path.join(root, 'epoch-%04d' % epoch)
-    tmp = None
+    tmp = aside = None
     try:
         os.makedirs(root, exist_ok=True)
         tmp = tempfile.mkdtemp(dir=root, prefix='.epoch-%04d.' % epoch)
@@ -106,15 +107,21 @@ def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
             with open(os.path.join(tmp, name), 'rb') as handle:
                 os.fsync(handle.fileno())
         _fsync_dir(tmp)
-        if os.path.exists(final):            # an older run's folder of the same epoch
-            shutil.rmtree(final)
+        if os.path.exists(final):   # an older run's folder of the same epoch: renamed away
+            aside = os.path.join(root, '.epoch-%04d.replaced' % epoch)   # whole, then deleted
+            shutil.rmtree(aside, ignore_errors=True)    # left by a crash at this very step
+            os.rename(final, aside)
         os.rename(tmp, final)
         _fsync_dir(root)
     except OSError as err:
         if tmp is not None and os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and os.path.isdir(aside) and not os.path.exists(final):
+            os.rename(aside, final)
         raise CheckpointError('could not write checkpoint %s: %s; the previous checkpoint (%s) '
                               'is intact' % (final, err, latest(save_dir))) from None
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     previous_best = best(save_dir)
     if top1 is not None and (previous_best is None or top1 > previous_best['top1']):
         atomic_write_text(os.path.join(save_dir, 'best.json'),
@@ -124,8 +131,13 @@ def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
 
 
 def _prune(save_dir, keep):
+    """Delete all but the last ``keep`` and the best checkpoint, and what crashes left."""
     protected = (best(save_dir) or {}).get('folder')
     found = list_checkpoints(save_dir)
     for _, folder in found[:-keep] if keep > 0 else []:
         if folder != protected:
             shutil.rmtree(folder, ignore_errors=True)
+    root = os.path.join(save_dir, 'checkpoints')
+    for name in os.listdir(root):
+        if name.startswith('.epoch-'):      # a temporary or renamed-away folder
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
