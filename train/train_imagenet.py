@@ -17,7 +17,7 @@ import math
 import os
 import sys
 
-from ..utils.cli import add_data_args, add_device_args, contexts, data_source
+from ..utils.cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from ..utils.data import DataError
 from ..gluon.base import CheckpointMismatch
 from . import checkpoint
@@ -34,19 +34,10 @@ def build_parser():
     """All flags of octconv-train (GluonCV's train_imagenet.py conventions)."""
     parser = argparse.ArgumentParser(prog='octconv-train', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = parser.add_argument_group('model')
-    model.add_argument('--api', choices=('symbol', 'gluon'), default='symbol')
-    model.add_argument('--network', '--model', dest='name',
-                       help='Symbol network (default resnetv2) or Gluon model (resnet50_v1b)')
-    model.add_argument('--depth', type=int, default=26, help='Symbol network depth (26)')
-    model.add_argument('--ratio', type=float, default=0.25, help='octave ratio; -1 = vanilla')
-    model.add_argument('--use-se', action='store_true')
+    model = add_model_args(parser, depth=26, classes=None, input_size=32, batch_size=None)
     model.add_argument('--last-gamma', action='store_true',
                        help='zero-initialise the last BatchNorm gamma of each residual unit')
     model.add_argument('--final-drop', type=float, default=0., help='dropout before classifier')
-    model.add_argument('--num-classes', type=int, help='default: from the data')
-    model.add_argument('--input-size', type=int, nargs='+', default=[32],
-                       help='training and validation crop in pixels (default 32, the demo)')
     opt = parser.add_argument_group('optimisation')
     opt.add_argument('--preset', choices=('paper',),
                      help="'paper': cosine, 5 warm-up epochs, lr 0.4 x batch/1024, NAG, "
@@ -165,19 +156,19 @@ def _training_set(args, num_parts=1):
     if args.data_dir:
         folder = os.path.join(args.data_dir, 'train')
         classes, items = list_image_folder(folder)
-        if args.num_classes is not None and len(classes) > args.num_classes:
+        if args.classes is not None and len(classes) > args.classes:
             raise DataError('%s has %d class folders but --num-classes is %d'
-                            % (folder, len(classes), args.num_classes))
+                            % (folder, len(classes), args.classes))
         return len(classes), len(items) // num_parts
     rec = args.rec_train or demo_records()['train']
-    info = check_once(rec, args.rec_train_idx, args.num_classes, False)
+    info = check_once(rec, args.rec_train_idx, args.classes, False)
     return int(max(info.labels)) + 1, info.count // num_parts
 
 
 def _sources(args, ctx, num_parts=1, part_index=0):
     """(classes, images per part, train_source(epoch), val_source())."""
     found, count = _training_set(args, num_parts)
-    classes = args.num_classes or found
+    classes = args.classes or found
     batch_total = args.batch_size * len(ctx)
 
     def train_source(epoch):

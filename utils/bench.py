@@ -243,8 +243,11 @@ def _onnxruntime_loader(args):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    # Threads keep spinning between operators, onnxruntime's default: with spinning off
-    # the octave models (more, smaller operators) ran 5% slower, vanilla 1-2%.
+    # No spinning between operators. Spinning (onnxruntime's default) made the octave
+    # models (more, smaller operators) 5% faster, vanilla 1-2%, in a process of three
+    # sessions; but with the bench's ten or twenty, 2 runs of 5 had the octave models at
+    # batch 1 20% slower, as idle sessions' threads spinning on the timed one's cores would.
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
 
     def load(path):
         session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])

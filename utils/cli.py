@@ -5,24 +5,34 @@ __all__ = ['add_model_args', 'add_data_args', 'add_device_args', 'contexts', 'mo
            'input_shape', 'describe', 'parser_with_model_args', 'data_source']
 
 
-def add_model_args(parser):
-    """Add ``--api``, ``--network/--model``, ``--depth``, ``--ratio``, ``--use-se``,
-    ``--classes``, ``--input-size`` and ``--batch-size`` to ``parser``."""
+def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, batch_size=1):
+    """Add the model flags to ``parser`` and return their argument group.
+
+    ``--api``, ``--network/--model``, ``--depth``, ``--ratio``, ``--use-se``,
+    ``--classes`` (or ``--num-classes``), ``--input-size`` and, unless ``batch_size``
+    is None, ``--batch-size``; the keyword arguments are their defaults
+    (``classes=None``: found by the caller, e.g. from the data)."""
     group = parser.add_argument_group('model')
     group.add_argument('--api', choices=('symbol', 'gluon'), default='symbol',
                        help='Symbol-API ablation networks or Gluon models (default symbol)')
     group.add_argument('--network', '--model', dest='name', default=None,
                        help='Symbol network (resnetv2, seresnetv2, resnextv2_32x4d, densenet; '
                             'default resnetv2) or Gluon model (default resnet50_v1b)')
-    group.add_argument('--depth', type=int, default=50, help='Symbol network depth (default 50)')
-    group.add_argument('--ratio', type=float, default=0.25,
-                       help='fraction of low-frequency channels; -1 = vanilla (default 0.25)')
+    group.add_argument('--depth', type=int, default=depth,
+                       help='Symbol network depth (default %d)' % depth)
+    group.add_argument('--ratio', type=float, default=ratio,
+                       help='fraction of low-frequency channels; -1 = vanilla (default %g)'
+                            % ratio)
     group.add_argument('--use-se', action='store_true', help='Gluon: squeeze-excitation blocks')
-    group.add_argument('--classes', type=int, default=1000, help='number of classes')
-    group.add_argument('--input-size', type=int, nargs='+', default=[224], metavar='PX',
-                       help='input H [W] in pixels (default 224)')
-    group.add_argument('--batch-size', type=int, default=1, help='batch size (default 1)')
-    return parser
+    group.add_argument('--classes', '--num-classes', dest='classes', type=int, default=classes,
+                       help='number of classes (default %s)'
+                            % ('from the data' if classes is None else classes))
+    group.add_argument('--input-size', type=int, nargs='+', default=[input_size], metavar='PX',
+                       help='input H [W] in pixels (default %d)' % input_size)
+    if batch_size is not None:
+        group.add_argument('--batch-size', type=int, default=batch_size,
+                           help='batch size (default %d)' % batch_size)
+    return group
 
 
 def input_shape(args):
@@ -56,7 +66,9 @@ def model_symbol(args):
 
 def parser_with_model_args(prog, description):
     """An ``ArgumentParser`` with the model flags already added."""
-    return add_model_args(argparse.ArgumentParser(prog=prog, description=description))
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_model_args(parser)
+    return parser
 
 
 def add_data_args(parser, train=False):
