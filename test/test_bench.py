@@ -62,3 +62,24 @@ def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, 
     assert [r['variant'] for r in rows] == ['ratio 0 openvino', 'ratio 0.5 openvino']
     assert all(r['b1_ms'] > 0 and r['b2_ms'] > 0 for r in rows)
     assert os.listdir(tmp_path) == []                        # the exported files are deleted
+
+
+
+def test_onnx_runtimes_have_one_model_open_at_a_time():
+    alive, opened = [], []
+
+    class Session:
+        def __init__(self, path):
+            opened.append((path, len(alive)))     # which file, and how many others alive
+            alive.append(path)
+            self.path = path
+
+        def __call__(self, x):
+            return self.path, x
+
+        def __del__(self):
+            alive.remove(self.path)
+    run = bench._OneAtATime(Session)
+    for path in ['a', 'a', 'b', 'a', 'a']:
+        assert run(path, 1) == (path, 1)
+    assert opened == [('a', 0), ('b', 0), ('a', 0)]     # opened per turn, never two alive

@@ -11,13 +11,16 @@ MKLDNN fusion pass, with its BatchNorms folded first, and through all of
 against the fastest vanilla variant, the best vanilla a user could run. Peak
 memory is how far the process's RSS rose above its level before each model's own
 runs (the peak is reset in between through /proc/self/clear_refs), the memory
-that model's runs need beyond what every model already holds. ``--graphs`` also
+that model's runs need beyond what every model already holds; MXNet runtime only
+(the ONNX runtimes open and close each model in every round). ``--graphs`` also
 times the straightforward octave graph (before and after, in one run).
 ``--runtime onnxruntime`` times ONNX exports in onnxruntime instead: as MXNet's
 exporter writes them (weights made constants) and through
 :func:`octconv.utils.onnx_export.export_onnx`; ``--runtime openvino`` times the
 latter in OpenVINO, in float32. Both time the files in a child process that does
-not load MXNet. Results print as a table and as JSON lines.
+not load MXNet, with one file open at a time (each opened for its turn in every
+round) and the runtime's default threading. Results print as a table and as JSON
+lines.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
 import argparse
@@ -210,7 +213,7 @@ def _time_onnx_files(args, ratios, mx):
     for model, result in zip(plan['models'], timed):
         cand = _Candidate(model['label'], model['ratio'], None)
         cand.times = {int(b): t for b, t in result['times'].items()}
-        cand.peak = result['peak']
+        cand.peak = None               # sessions opened and closed: no model's own figure
         candidates.append(cand)
     return candidates
 
@@ -222,41 +225,56 @@ def _time_files(plan_path):
         plan = json.load(handle)
     args = argparse.Namespace(**{k: plan[k] for k in ('threads', 'warmup', 'repeats', 'inner',
                                                        'batch_sizes')}, train_batch=0)
-    load = (_openvino_loader if plan['runtime'] == 'openvino' else _onnxruntime_loader)(args)
+    opener = (_openvino_opener if plan['runtime'] == 'openvino' else _onnxruntime_opener)(args)
+    model_in_turn = _OneAtATime(opener)
     size = plan['size']
     inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
               for b in args.batch_sizes}
     candidates = []
     for model in plan['models']:
-        runs = {int(b): load(path) for b, path in model['files'].items()}
-
-        def infer(batch, runs=runs):
-            runs[batch](inputs[batch])
+        def infer(batch, files=model['files']):
+            model_in_turn(files[str(batch)], inputs[batch])
         candidates.append(_Candidate(model['label'], model['ratio'], infer))
     _time_rounds(candidates, args)
     with open(plan_path + '.times', 'w') as handle:
-        json.dump([{'times': c.times, 'peak': c.peak} for c in candidates], handle)
+        json.dump([{'times': c.times} for c in candidates], handle)
     return 0
 
 
-def _onnxruntime_loader(args):
+class _OneAtATime:
+    """Runs ONNX files with at most one open: each is opened for its turn, in every round.
+
+    So the timed model's threads are the only ones, with the runtime's defaults, as
+    deployed. With every onnxruntime session open, 2 runs of 5 had the octave models at
+    batch 1 20-30% slower (idle sessions' threads spin between operators); with spinning
+    turned off, every run had them 5% slower than this (vanilla 1-2%)."""
+
+    def __init__(self, opener):
+        self.opener, self.path, self.run = opener, None, None
+
+    def __call__(self, path, x):
+        if path != self.path:
+            self.path = self.run = None          # the previous session and its threads go
+            self.run = self.opener(path)
+            for _ in range(2):                   # the first runs allocate
+                self.run(x)
+            self.path = path
+        return self.run(x)
+
+
+def _onnxruntime_opener(args):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
-    # No spinning between operators. Spinning (onnxruntime's default) made the octave
-    # models (more, smaller operators) 5% faster, vanilla 1-2%, in a process of three
-    # sessions; but with the bench's ten or twenty, 2 runs of 5 had the octave models at
-    # batch 1 20% slower, as idle sessions' threads spinning on the timed one's cores would.
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
 
-    def load(path):
+    def open_file(path):
         session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})
-    return load
+    return open_file
 
 
-def _openvino_loader(args):
+def _openvino_opener(args):
     import openvino
     core = openvino.Core()
     # float32 as MXNet computes (OpenVINO may pick bfloat16 on CPUs that have it);
@@ -264,10 +282,10 @@ def _openvino_loader(args):
     config = {'INFERENCE_NUM_THREADS': str(args.threads), 'PERFORMANCE_HINT': 'LATENCY',
               'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': 'YES'}
 
-    def load(path):
+    def open_file(path):
         request = core.compile_model(core.read_model(path), 'CPU', config).create_infer_request()
         return lambda x: request.infer({0: x})
-    return load
+    return open_file
 
 
 def _flop_ratio(args, ratio):
@@ -381,7 +399,7 @@ def main(argv=None):
             line += '%12.1f %7.3f' % (train_ms, row['train_time_ratio'])
         else:
             line += '%12s %7s' % ('', '')
-        print(line + '%9.0f' % cand.peak)
+        print(line + ('%9.0f' % cand.peak if cand.peak is not None else ''))
         rows.append(row)
     for row in rows:
         print(json.dumps(row))
