@@ -6,9 +6,9 @@ position) and ``meta.json`` (epoch, iteration, seed, RNG states, metrics). A
 checkpoint is written into a temporary folder, every file fsynced, then renamed
 into place, so a crash at any moment leaves the previous checkpoints whole and
 never a half-written one under a final name (an older run's folder of the same
-epoch is renamed away whole before, and put back if the new one cannot be). ``best.json`` names the epoch with
-the best validation top-1 (its folder is never pruned); the last ``keep``
-checkpoints are kept.
+epoch is renamed away whole first, and put back if the new one cannot be).
+``best.json`` names the epoch with the best validation top-1 (its folder is never
+pruned); the last ``keep`` checkpoints are kept.
 """
 import json
 import os
