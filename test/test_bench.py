@@ -64,7 +64,6 @@ def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, 
     assert os.listdir(tmp_path) == []                        # the exported files are deleted
 
 
-
 def test_onnx_runtimes_have_one_model_open_at_a_time():
     alive, opened = [], []
 
