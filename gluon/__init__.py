@@ -2,11 +2,12 @@
 
 Models: ``get_model(name, ratio=..., classes=..., pretrained=False, root=..., ctx=...)``
 with names from ``get_model_list()``; ``register_gluoncv()`` adds them to
-GluonCV's model zoo under the ``oct_`` prefix.
+GluonCV's model zoo under the ``oct_`` prefix (at the paper's ratio) and the released names.
 """
 from . import nn
 from .base import Backbone, CheckpointMismatch, trainable_parameters
-from .model_zoo import get_model, get_model_list, register_gluoncv, released_file
+from .model_zoo import (get_model, get_model_list, paper_ratio, register_gluoncv, released_file,
+                        released_models)
 
-__all__ = ['nn', 'Backbone', 'get_model', 'get_model_list', 'register_gluoncv', 'released_file',
-           'trainable_parameters', 'CheckpointMismatch']
+__all__ = ['nn', 'Backbone', 'get_model', 'get_model_list', 'paper_ratio', 'register_gluoncv',
+           'released_file', 'released_models', 'trainable_parameters', 'CheckpointMismatch']

@@ -12,8 +12,8 @@ import mxnet as mx
 
 from . import densenet, mobilenet, resnet
 
-__all__ = ['get_model', 'get_model_list', 'released_file', 'register_gluoncv', 'DEFAULT_ROOT',
-           'GLUONCV_PREFIX']
+__all__ = ['get_model', 'get_model_list', 'released_file', 'released_models', 'paper_ratio',
+           'register_gluoncv', 'DEFAULT_ROOT', 'GLUONCV_PREFIX', 'DEFAULT_OCTAVE_RATIO']
 
 DEFAULT_ROOT = os.path.join('~', '.mxnet', 'models', 'octconv')
 DOWNLOAD_URL = 'https://dl.fbaipublicfiles.com/octconv/others/'
@@ -43,6 +43,23 @@ RELEASED = {('mobilenet_v1_075', 0.375, False): 'mobilenet_v1_075_alpha-0.375.pa
             ('mobilenet_v2_1125', 0.5, False): 'mobilenet_v2_1125_alpha-0.5.params',
             ('resnet152_v1f', 0.125, False): 'resnet152_v1f_alpha-0.125.params',
             ('resnet152_v1e', 0.125, True): 'se-resnet152_v1e_alpha-0.125.params'}
+
+
+# The ratio each model was published at (paper table B); every other model gets
+# DEFAULT_OCTAVE_RATIO, the paper's recommended trade-off for ResNets.
+DEFAULT_OCTAVE_RATIO = 0.25
+_PAPER_RATIOS = {model: ratio for model, ratio, _ in RELEASED}
+
+
+def paper_ratio(name):
+    """The ratio the paper published ``name`` at (table B), else ``DEFAULT_OCTAVE_RATIO``."""
+    return _PAPER_RATIOS.get(name, DEFAULT_OCTAVE_RATIO)
+
+
+def released_models():
+    """``{released name: (model, ratio, use_se)}``, the names of the released files without
+    ``.params`` (``'se-resnet152_v1e_alpha-0.125': ('resnet152_v1e', 0.125, True)``)."""
+    return {filename[:-len('.params')]: key for key, filename in RELEASED.items()}
 
 
 def get_model_list():
@@ -104,22 +121,30 @@ def get_model(name, pretrained=False, root=DEFAULT_ROOT, ctx=mx.cpu(), **kwargs)
 def register_gluoncv(prefix=GLUONCV_PREFIX):
     """Make GluonCV's ``model_zoo.get_model`` / ``get_model_list`` know the models.
 
-    Each model is added to GluonCV's table as ``<prefix><name>`` (``oct_resnet50_v1b``).
-    Returns the names added. Call it once; calling again changes nothing.
+    Each model is added as ``<prefix><name>`` (``oct_resnet50_v1b``), an octave network
+    at the ratio of :func:`paper_ratio` unless ``ratio=`` is given, and each released
+    configuration under its released name (``resnet152_v1f_alpha-0.125``,
+    ``se-resnet152_v1e_alpha-0.125``), at its ratio and SE setting: GluonCV's scripts
+    pass only the name and ``classes``. Returns the names added. Calling again changes
+    nothing.
     """
     from gluoncv.model_zoo import model_zoo as gcv_zoo
-    added = []
-    for name in _MODELS:
-        key = prefix + name
-        if key not in gcv_zoo._models:
-            gcv_zoo._models[key] = _gluoncv_builder(name)
-        added.append(key)
-    return added
+    builders = {prefix + name: _gluoncv_builder(prefix + name, name, paper_ratio(name), False)
+                for name in _MODELS}
+    builders.update((released, _gluoncv_builder(released, *config))
+                    for released, config in released_models().items())
+    for key, builder in builders.items():
+        gcv_zoo._models.setdefault(key, builder)
+    return list(builders)
 
 
-def _gluoncv_builder(name):
+def _gluoncv_builder(key, name, ratio, use_se):
     def build(**kwargs):
+        kwargs.setdefault('ratio', ratio)
+        if use_se:
+            kwargs.setdefault('use_se', True)
         return get_model(name, **kwargs)
-    build.__name__ = GLUONCV_PREFIX + name
-    build.__doc__ = 'octconv model %s, built by octconv.gluon.get_model.' % name
+    build.__name__ = key
+    build.__doc__ = ('octconv model %s at ratio %s%s unless given, built by '
+                     'octconv.gluon.get_model.' % (name, ratio, ' with SE' if use_se else ''))
     return build

@@ -154,12 +154,18 @@ def test_score_cli_with_a_module_checkpoint(packed, tmp_path, capsys):
     assert 'has shape' in capsys.readouterr().err
 
 
-def test_released_ablation_names():
-    assert score.released_ablation('a03_resnet-50_alpha-0.250.tar') == ('resnetv2', 50, 0.25)
-    assert score.released_ablation('a04_resnext-50_32x4d_alpha-0.500.tar') == (
-        'resnextv2_32x4d', 50, 0.5)
-    assert score.released_ablation('a05_se-resnet-50_alpha-0.000.tar') == ('seresnetv2', 50, -1)
-    assert score.released_ablation('notes.txt') is None
+def test_released_file_names_resolve_to_their_recipes():
+    def model(filename):
+        settings = score.released_file_recipe(filename).settings
+        return tuple(settings[k].value for k in ('api', 'model', 'depth', 'ratio', 'use_se'))
+    assert model('a03_resnet-50_alpha-0.250.tar') == ('symbol', 'resnetv2', 50, 0.25, False)
+    assert model('a04_resnext-50_32x4d_alpha-0.500.tar') == (
+        'symbol', 'resnextv2_32x4d', 50, 0.5, False)
+    assert model('a05_se-resnet-50_alpha-0.000.tar') == ('symbol', 'seresnetv2', 50, -1, False)
+    assert model('se-resnet152_v1e_alpha-0.125.params') == (
+        'gluon', 'resnet152_v1e', None, 0.125, True)
+    for other in ('notes.txt', 'a03_resnet-50_alpha-0.250.params', 'a03_resnet-50_alpha-0.3.tar'):
+        assert score.released_file_recipe(other) is None
 
 
 def _copy(src, dst, transform=lambda b: b):

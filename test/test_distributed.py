@@ -15,11 +15,9 @@ from octconv.utils import launch
 WORKER = textwrap.dedent('''
     import os, sys
     from octconv.train import train_imagenet
-    parser = train_imagenet.build_parser()
-    args = train_imagenet.apply_preset(parser.parse_args(sys.argv[2:]), parser)
-    args.progress, args.rank = False, 0
-    net, _ = train_imagenet.run(args)
-    net.save_parameters(os.path.join(sys.argv[1], 'rank%d.params' % args.rank))
+    config, _ = train_imagenet.parse_config(sys.argv[2:])
+    net, _, rank = train_imagenet.run(config)
+    net.save_parameters(os.path.join(sys.argv[1], 'rank%d.params' % rank))
 ''')
 
 # The same training in one process on two devices, each fed one worker's shard.
@@ -29,16 +27,16 @@ SINGLE = textwrap.dedent('''
     from octconv.train import fit, train_imagenet
     from octconv.utils import data
     rec, out = sys.argv[1], sys.argv[2]
-    args = train_imagenet.build_parser().parse_args(sys.argv[3:])
-    args.progress, args.rank, args.iters_per_epoch, args.resume_from = False, 0, 4, None
+    config, _ = train_imagenet.parse_config(sys.argv[3:])
 
     def both_shards(epoch):
         shards = [data.train_iter(rec, rec[:-4] + '.idx', 5, 32, num_parts=2, part_index=part,
-                                  threads=1, seed=fit.epoch_seed(args, epoch), min_area=0.5)
+                                  threads=1, seed=fit.epoch_seed(config.seed, epoch), min_area=0.5)
                   for part in (0, 1)]
         return [(mx.nd.concat(a[0], b[0], dim=0), mx.nd.concat(a[1], b[1], dim=0))
                 for a, b in zip(data.batches(shards[0]), data.batches(shards[1]))]
-    net, _ = fit.fit(args, [mx.cpu(0), mx.cpu(1)], both_shards, None, classes=10)
+    data = fit.TrainingData(10, 40, 4, both_shards, None)
+    net, _ = fit.fit(config, [mx.cpu(0), mx.cpu(1)], data)
     for index, device in enumerate((mx.cpu(0), mx.cpu(1))):
         mx.nd.save(out + '/device%d.params' % index,
                    {k: v.data(device) for k, v in net._collect_params_with_prefix().items()})

@@ -9,16 +9,35 @@ from gluoncv.data.transforms.presets import imagenet
 from gluoncv.nn.feature import FeatureExpander, FeatureExtractor
 from gluoncv.utils import export_block
 
-from octconv.gluon import Backbone, get_model_list, register_gluoncv
+from octconv.gluon import Backbone, get_model_list, register_gluoncv, released_models
+from octconv.utils import paper
 
 
 def test_registration_is_explicit_and_complete():
     added = register_gluoncv()
-    assert added == ['oct_' + name for name in get_model_list()]
+    released = released_models()
+    assert added == ['oct_' + name for name in get_model_list()] + list(released)
     assert set(added) <= set(model_zoo.get_model_list())
     assert register_gluoncv() == added          # a second call changes nothing
-    net = model_zoo.get_model('oct_resnet50_v1b', ratio=0.25, classes=10)
-    assert net.model_name == 'resnet50_v1b' and net.ratio == 0.25
+    net = model_zoo.get_model('oct_resnet50_v1b', ratio=0.5, classes=10)
+    assert net.model_name == 'resnet50_v1b' and net.ratio == 0.5     # a given ratio wins
+
+
+@pytest.mark.parametrize('name', register_gluoncv())
+def test_every_registered_name_builds_the_octave_network_it_names(name):
+    """GluonCV's scripts pass only the name and ``classes``: each name is an octave network at
+    its paper ratio (table B), or 0.25 where the paper has none."""
+    net = model_zoo.get_model(name, classes=10)
+    params = net.collect_params()
+    if name in released_models():
+        model, ratio, use_se = released_models()[name]
+    else:
+        model, use_se = name[len('oct_'):], False
+        ratio = {row.model: row.ratio for row in paper.TABLE_B}.get(model, 0.25)
+    assert (net.model_name, net.ratio) == (model, ratio)
+    assert any('_se-' in p for p in params) == use_se
+    assert any(p.endswith(('-h2l_weight', '-l2l_weight')) for p in params)   # octave paths
+    assert [p.shape[0] for n, p in params.items() if n.endswith('classifier_weight')] == [10]
 
 
 def test_imagenet_preset_and_export_block(tmp_path):

@@ -69,16 +69,14 @@ def test_label_smoothing_and_mixup_targets_by_hand():
                                       ['--api', 'gluon', '--model', 'mobilenet_v1_075',
                                        '--ratio', '0.375']])
 def test_loss_decreases_on_repeated_batches(tmp_path, api_args):
-    parser = train_imagenet.build_parser()
-    args = parser.parse_args(api_args + ['--save-dir', str(tmp_path), '--num-epochs', '20',
-                                         '--lr', '0.01', '--warmup-epochs', '0', '--quiet',
-                                         '--lr-mode', 'step', '--optimizer', 'sgd'])
-    args.progress, args.rank, args.iters_per_epoch = False, 0, 1
+    config, _ = train_imagenet.parse_config(
+        api_args + ['--save-dir', str(tmp_path), '--num-epochs', '20', '--lr', '0.01',
+                    '--warmup-epochs', '0', '--quiet', '--lr-mode', 'step', '--optimizer', 'sgd'])
     rng = np.random.RandomState(0)
     x = mx.nd.array(rng.randn(8, 3, 32, 32))
     y = mx.nd.array(rng.randint(0, 4, 8))
     batch = mx.gluon.data.DataLoader(mx.gluon.data.ArrayDataset(x, y), batch_size=8)
-    _, history = fit.fit(args, [mx.cpu()], lambda epoch: batch, None, classes=4)
+    _, history = fit.fit(config, [mx.cpu()], fit.TrainingData(4, 8, 1, lambda epoch: batch, None))
     losses = [h['train_loss'] for h in history]
     assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
 
@@ -86,10 +84,8 @@ def test_loss_decreases_on_repeated_batches(tmp_path, api_args):
 def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
     straight, split = tmp_path / 'straight', tmp_path / 'split'
     assert train_imagenet.main(_args(tiny, straight)) == 0
-    parser = train_imagenet.build_parser()
-    args = train_imagenet.apply_preset(parser.parse_args(_args(tiny, split)), parser)
-    args.progress, args.rank = False, 0
-    train_imagenet.run(args, stop_after=2)
+    config, _ = train_imagenet.parse_config(_args(tiny, split))
+    train_imagenet.run(config, stop_after=2)
     assert [e for e, _ in checkpoint.list_checkpoints(str(split))] == [1, 2]
     assert train_imagenet.main(_args(tiny, split, '--resume')) == 0
     want, got = _params(checkpoint.latest(str(straight))), _params(checkpoint.latest(str(split)))
@@ -206,17 +202,16 @@ def test_labels_outside_num_classes_are_refused_before_training(tiny, tmp_path, 
     assert not checkpoint.list_checkpoints(str(tmp_path / 'bad'))
 
 
-def test_paper_preset(monkeypatch):
-    parser = train_imagenet.build_parser()
-    args = train_imagenet.apply_preset(parser.parse_args(
+def test_paper_preset_fills_only_what_is_not_typed():
+    config, _ = train_imagenet.parse_config(
         ['--api', 'gluon', '--model', 'resnet152_v1f', '--preset', 'paper', '--batch-size',
-         '128', '--lr-mode', 'step']), parser)
-    assert (args.lr, args.warmup_epochs, args.optimizer) == (0.4 * 128 / 1024, 5, 'nag')
-    assert args.mixup and args.label_smoothing == 0.1
-    assert args.lr_mode == 'step'                 # an explicit flag wins
-    plain = train_imagenet.apply_preset(parser.parse_args(
-        ['--api', 'symbol', '--preset', 'paper']), parser)
-    assert not plain.mixup and plain.label_smoothing == 0
+         '128', '--lr-mode', 'step', '--rec-train', 'train.rec'])
+    assert (config.lr, config.warmup_epochs, config.optimizer) == (0.4 * 128 / 1024, 5, 'nag')
+    assert config.mixup and config.label_smoothing == 0.1
+    assert config.lr_mode == 'step' and config.sources['lr_mode'].source == 'user'
+    assert (config.input_size, config.initializer) == (224, 'msraprelu')
+    plain, _ = train_imagenet.parse_config(['--api', 'symbol', '--preset', 'paper'])
+    assert not plain.mixup and plain.label_smoothing == 0 and plain.convention == 'symbol'
 
 
 def test_training_and_scoring_from_image_folders(tmp_path, capsys):

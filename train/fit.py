@@ -11,6 +11,7 @@ import math
 import os
 import random
 import time
+from collections import namedtuple
 
 import mxnet as mx
 import numpy as np
@@ -18,19 +19,33 @@ from mxnet import autograd, gluon
 
 from ..gluon import get_model
 from ..utils.data import DataError, batches
-from . import checkpoint
+from . import checkpoint, preprocessing
 from .schedule import make_lr_scheduler
 from .score import num_images, score
 from .targets import draw_lambda, mixup, one_hot_targets
 
-__all__ = ['TrainingDiverged', 'build_network', 'fit', 'export_model', 'seed_everything',
-           'epoch_seed', 'default_initializers', 'EpochStats']
+__all__ = ['TrainingDiverged', 'TrainingData', 'INITIALIZERS', 'build_network', 'fit',
+           'export_model', 'seed_everything', 'epoch_seed', 'default_initializers',
+           'initialize', 'EpochStats']
 
 log = logging.getLogger('octconv.train')
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the epoch and batch."""
+
+
+TrainingData = namedtuple('TrainingData', ['classes', 'images', 'steps_per_epoch',
+                                           'train_source', 'val_source'])
+TrainingData.__doc__ = """What :func:`fit` trains on: ``classes`` outputs, ``images`` per epoch
+(this worker's share), ``steps_per_epoch`` batches, ``train_source(epoch)`` and
+``val_source()`` (or None) opening fresh iterators of (N, 3, H, W) images and labels."""
+
+# Weight initialisers by name. The reference trains with MSRAPrelu: Xavier, gaussian,
+# fan averaged over input and output, magnitude 2 / (1 + 0.25^2).
+INITIALIZERS = {'msraprelu': lambda: mx.init.MSRAPrelu(factor_type='avg', slope=0.25),
+                'xavier': lambda: mx.init.Xavier(rnd_type='gaussian', factor_type='in',
+                                                 magnitude=2)}
 
 
 class EpochStats(dict):
@@ -44,19 +59,20 @@ def seed_everything(seed):
     mx.random.seed(seed % (2 ** 31))
 
 
-def build_network(args, classes):
-    """The network of ``args`` with ``classes`` outputs (logits), not yet initialised."""
-    if args.api == 'gluon':
-        kwargs = {'use_se': True} if args.use_se else {}
-        if args.last_gamma:
+def build_network(config, classes):
+    """The network of ``config`` (a :class:`RunConfig`) with ``classes`` outputs (logits),
+    not yet initialised."""
+    if config.api == 'gluon':
+        kwargs = {'use_se': True} if config.use_se else {}
+        if config.last_gamma:
             kwargs['last_gamma'] = True
-        return get_model(args.name or 'resnet50_v1b', ratio=args.ratio, classes=classes,
-                         final_drop=args.final_drop, **kwargs)
+        return get_model(config.model_name, ratio=config.ratio, classes=classes,
+                         final_drop=config.final_drop, **kwargs)
     from ..symbol import get_linear
     # Not specialised to the input size (no data_shape): the exported model must
     # take every size octconv-score may give it.
-    symbol = get_linear(args.name or 'resnetv2', args.depth, num_classes=classes,
-                        ratio=args.ratio, dropout=args.final_drop)
+    symbol = get_linear(config.model_name, config.depth, num_classes=classes,
+                        ratio=config.ratio, dropout=config.final_drop)
     return gluon.SymbolBlock(symbol, mx.sym.var('data'))
 
 
@@ -70,145 +86,155 @@ def default_initializers(net):
                 param.init = mx.init.Zero()
 
 
+def initialize(net, initializer, ctx):
+    """Initialise ``net`` on ``ctx`` with the weight initialiser named ``initializer`` (a key
+    of :data:`INITIALIZERS`); BatchNorm vectors and biases get ones and zeros."""
+    default_initializers(net)
+    net.initialize(INITIALIZERS[initializer](), ctx=ctx)
+
+
 def _no_weight_decay(net):
     for name, param in net.collect_params().items():
         if name.endswith(('_bias', '_beta', '_gamma', 'bias', 'beta', 'gamma')):
             param.wd_mult = 0.
 
 
-def epoch_seed(args, epoch):
-    """The seed of everything random in ``epoch``: data order, augmentation, dropout, mixup."""
-    return args.seed * 100003 + epoch
+def epoch_seed(seed, epoch):
+    """The seed of everything random in ``epoch`` of a run seeded with ``seed``: data order,
+    augmentation, dropout, mixup."""
+    return seed * 100003 + epoch
 
 
 def _split(array, ctx):
     return gluon.utils.split_and_load(array, ctx, even_split=False)
 
 
-def fit(args, ctx, train_source, val_source, classes, stop_after=None, kvstore=None):
-    """Train for ``args.num_epochs`` epochs; returns ``(net, [EpochStats])``.
+def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=None):
+    """Train ``config`` (a :class:`RunConfig`) on ``data`` (a :class:`TrainingData`) for
+    ``config.num_epochs`` epochs; returns ``(net, [EpochStats])``.
 
-    ``train_source(epoch)`` and ``val_source()`` open fresh iterators.
-    ``args.resume_from`` (a checkpoint folder) continues a run. ``stop_after``
-    ends this call after that many epochs (as if the process were stopped).
-    ``kvstore`` is a distributed KVStore (``args.rank`` its rank): gradients are
-    summed over all workers, every worker applies the same update, and only
-    rank 0 validates and writes logs and checkpoints.
-    Raises :class:`TrainingDiverged` on a NaN/inf loss and
-    :class:`checkpoint.CheckpointError` when a checkpoint cannot be written.
+    ``resume_from`` (a checkpoint folder) continues a run. ``stop_after`` ends this
+    call after that many epochs (as if the process were stopped). ``kvstore`` is a
+    distributed KVStore (``rank`` this worker's rank): gradients are summed over all
+    workers, every worker applies the same update, and only rank 0 validates and
+    writes logs and checkpoints. Raises :class:`TrainingDiverged` on a NaN/inf loss
+    and :class:`checkpoint.CheckpointError` when a checkpoint cannot be written.
     """
-    net = build_network(args, classes)
-    if args.dtype == 'float16':
+    net = build_network(config, data.classes)
+    if config.dtype == 'float16':
         net.cast('float16')
-    seed_everything(args.seed)
-    default_initializers(net)
-    net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2), ctx=ctx)
-    if args.no_wd:
+    seed_everything(config.seed)
+    initialize(net, config.initializer, ctx)
+    if config.no_wd:
         _no_weight_decay(net)
     net.hybridize(static_alloc=True)
 
-    steps = args.iters_per_epoch
-    scheduler = make_lr_scheduler(args.lr_mode, args.lr, args.num_epochs, steps,
-                                  args.warmup_epochs, args.warmup_lr, args.lr_decay,
-                                  [int(e) for e in args.lr_decay_epoch.split(',') if e.strip()])
-    optimizer_params = {'wd': args.wd, 'momentum': args.momentum, 'lr_scheduler': scheduler}
-    if args.dtype == 'float16':
+    steps = data.steps_per_epoch
+    scheduler = make_lr_scheduler(config.lr_mode, config.lr, config.num_epochs, steps,
+                                  config.warmup_epochs, config.warmup_lr, config.lr_decay,
+                                  [int(e) for e in config.lr_decay_epoch.split(',') if e.strip()])
+    optimizer_params = {'wd': config.wd, 'momentum': config.momentum, 'lr_scheduler': scheduler}
+    if config.dtype == 'float16':
         optimizer_params['multi_precision'] = True
-    if args.kv_store == 'horovod' and kvstore is not None:
+    if config.kv_store == 'horovod' and kvstore is not None:
         # Horovod averages the gradients itself (its trainer divides by the worker count).
         # Only trained parameters start from rank 0's values: BatchNorm statistics are each
         # worker's own, as with the parameter server.
         kvstore.broadcast_parameters(net.collect_params('^(?!.*running_).*$'), root_rank=0)
-        trainer = kvstore.DistributedTrainer(net.collect_params(), args.optimizer,
+        trainer = kvstore.DistributedTrainer(net.collect_params(), config.optimizer,
                                              optimizer_params)
     elif kvstore is not None:
         # The optimizer runs on the servers, which send every worker the updated weights.
         # (With updates on the workers, Gluon's lazy kvstore set-up lets a worker's first
         # gradient push overtake its pull of the initial weights, and that worker then
         # starts from the summed gradients.) Checkpoints hold the parameters only.
-        trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
+        trainer = gluon.Trainer(net.collect_params(), config.optimizer, optimizer_params,
                                 kvstore=kvstore, update_on_kvstore=True)
     else:
-        trainer = gluon.Trainer(net.collect_params(), args.optimizer, optimizer_params,
-                                kvstore=args.kv_store if len(ctx) > 1 else None)
+        trainer = gluon.Trainer(net.collect_params(), config.optimizer, optimizer_params,
+                                kvstore=config.kv_store if len(ctx) > 1 else None)
     # gradients of all workers are summed before an update, except in async mode and with
     # Horovod, which averages
     workers = 1
-    if kvstore is not None and args.kv_store.startswith('dist') and 'async' not in kvstore.type:
+    if kvstore is not None and config.kv_store.startswith('dist') and 'async' not in kvstore.type:
         workers = kvstore.num_workers
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
 
     start_epoch, iteration, history = 0, 0, []
-    if args.resume_from:
-        meta = checkpoint.load_meta(args.resume_from)
-        net.load_parameters(os.path.join(args.resume_from, 'model.params'), ctx=ctx)
-        states = os.path.join(args.resume_from, 'trainer.states')
+    if resume_from:
+        meta = checkpoint.load_meta(resume_from)
+        net.load_parameters(os.path.join(resume_from, 'model.params'), ctx=ctx)
+        states = os.path.join(resume_from, 'trainer.states')
         if os.path.isfile(states):
             trainer.load_states(states)
         else:
             log.warning('%s has no optimizer states (a distributed run keeps them on the '
-                        'servers): momentum starts afresh', args.resume_from)
+                        'servers): momentum starts afresh', resume_from)
         start_epoch, iteration, history = meta['epoch'], meta['iteration'], meta['history']
-        log.info('resumed from %s: epoch %d, iteration %d', args.resume_from, start_epoch,
+        log.info('resumed from %s: epoch %d, iteration %d', resume_from, start_epoch,
                  iteration)
-    if args.rank == 0:
+    if rank == 0:
         # the log restarts from what the checkpoint knows: epochs after it are redone
-        os.makedirs(args.save_dir, exist_ok=True)
-        checkpoint.atomic_write_text(os.path.join(args.save_dir, 'log.jsonl'),
+        os.makedirs(config.save_dir, exist_ok=True)
+        checkpoint.atomic_write_text(os.path.join(config.save_dir, 'log.jsonl'),
                                      ''.join(json.dumps(h) + '\n' for h in history))
+        checkpoint.atomic_write_text(os.path.join(config.save_dir, 'run.json'),
+                                     json.dumps(config.describe(), indent=1) + '\n')
 
-    last = args.num_epochs if stop_after is None else min(args.num_epochs,
+    last = config.num_epochs if stop_after is None else min(config.num_epochs,
                                                           start_epoch + stop_after)
     for epoch in range(start_epoch, last):
-        stats = _train_epoch(args, net, trainer, loss_fn, ctx, train_source(epoch), classes,
-                             epoch, workers)
+        stats = _train_epoch(config, net, trainer, loss_fn, ctx, data.train_source(epoch),
+                             data.classes, epoch, workers)
         iteration += stats.pop('batches')
-        if val_source is not None and args.rank == 0:
-            result = score(net, val_source(), ctx, args.dtype, progress=args.progress)
+        if data.val_source is not None and rank == 0:
+            result = score(net, data.val_source(), ctx, config.dtype, progress=config.progress)
             stats.update(top1=result['top1'], top5=result['top5'],
                          val_images=result['images'])
         history.append(stats)
         log.info('[epoch %d] lr %.5f loss %.4f train-acc %.4f val top-1 %s top-5 %s %.1f img/s',
                  epoch + 1, stats['lr'], stats['train_loss'], stats['train_acc'],
                  stats.get('top1', 'n/a'), stats.get('top5', 'n/a'), stats['images_per_s'])
-        if args.rank == 0:
-            _append_log(args.save_dir, stats)
+        if rank == 0:
+            _append_log(config.save_dir, stats)
             done = epoch + 1
-            if done % args.save_frequency == 0 or done == args.num_epochs or done == last:
-                _save(args, net, trainer, done, iteration, history, stats.get('top1'))
-    if args.rank == 0 and last == args.num_epochs and last > start_epoch:
-        export_model(args, net)
+            if done % config.save_frequency == 0 or done == config.num_epochs or done == last:
+                _save(config, net, trainer, done, iteration, history, stats.get('top1'))
+    if rank == 0 and last == config.num_epochs and last > start_epoch:
+        export_model(config, net)
     return net, history
 
 
-def export_model(args, net):
+def export_model(config, net):
     """The trained model for ``octconv-score``: SAVE_DIR/model-symbol.json and
-    model-NNNN.params (a Module checkpoint) for Symbol networks, model.params for Gluon."""
-    prefix = os.path.join(args.save_dir, 'model')
-    if args.api == 'symbol':
-        net.export(prefix, epoch=args.num_epochs)
-        log.info('exported %s-symbol.json and %s-%04d.params', prefix, prefix, args.num_epochs)
+    model-NNNN.params (a Module checkpoint) for Symbol networks, model.params for Gluon;
+    beside them model-preprocessing.json, the preprocessing it was trained with."""
+    prefix = os.path.join(config.save_dir, 'model')
+    if config.api == 'symbol':
+        net.export(prefix, epoch=config.num_epochs)
+        log.info('exported %s-symbol.json and %s-%04d.params', prefix, prefix, config.num_epochs)
     else:
         net.save_parameters(prefix + '.params')
         log.info('saved %s.params', prefix)
+    preprocessing.write(prefix, preprocessing.of_config(config))
 
 
-def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, workers):
+def _train_epoch(config, net, trainer, loss_fn, ctx, source, classes, epoch, workers):
     from tqdm import tqdm
-    seed_everything(epoch_seed(args, epoch))
-    rng = np.random.RandomState(epoch_seed(args, epoch))
-    use_mixup = args.mixup and epoch < args.num_epochs - args.mixup_off_epoch
+    seed_everything(epoch_seed(config.seed, epoch))
+    rng = np.random.RandomState(epoch_seed(config.seed, epoch))
+    use_mixup = config.mixup and epoch < config.num_epochs - config.mixup_off_epoch
     loss_sum = correct = seen = batches_done = 0
     bar = tqdm(total=num_images(source), unit='img', desc='epoch %d' % (epoch + 1),
-               disable=not args.progress)
+               disable=not config.progress)
     start = time.time()
     for batch_index, (data, label, valid) in enumerate(batches(source)):
-        targets = one_hot_targets(mx.nd, label, classes, args.label_smoothing)
+        targets = one_hot_targets(mx.nd, label, classes, config.label_smoothing)
         if use_mixup:
-            data, targets = mixup(data, targets, draw_lambda(rng, args.mixup_alpha))
+            data, targets = mixup(data, targets, draw_lambda(rng, config.mixup_alpha))
         data_parts, target_parts = _split(data, ctx), _split(targets, ctx)
         with autograd.record():
-            outputs = [net(x.astype(args.dtype, copy=False)) for x in data_parts]
+            outputs = [net(x.astype(config.dtype, copy=False)) for x in data_parts]
             losses = [loss_fn(out.astype('float32', copy=False), t)
                       for out, t in zip(outputs, target_parts)]
         autograd.backward(losses)
@@ -216,7 +242,7 @@ def _train_epoch(args, net, trainer, loss_fn, ctx, source, classes, epoch, worke
         if not math.isfinite(batch_loss):
             raise TrainingDiverged('the loss is %s at epoch %d, batch %d; the last good '
                                    'checkpoint is %s' % (batch_loss, epoch + 1, batch_index + 1,
-                                                         checkpoint.latest(args.save_dir)))
+                                                         checkpoint.latest(config.save_dir)))
         trainer.step(valid * workers)         # the global batch when gradients are summed
         predicted = np.concatenate([o.argmax(axis=1).asnumpy() for o in outputs])
         correct += int((predicted == label.asnumpy()).sum())
@@ -238,16 +264,15 @@ def _append_log(save_dir, stats):
         handle.write(json.dumps(stats) + '\n')
 
 
-def _save(args, net, trainer, epoch, iteration, history, top1):
+def _save(config, net, trainer, epoch, iteration, history, top1):
     def write_files(folder):
         net.save_parameters(os.path.join(folder, 'model.params'))
+        preprocessing.write(os.path.join(folder, 'model'), preprocessing.of_config(config))
         if not trainer._update_on_kvstore or trainer._kvstore is None \
                 or 'dist' not in str(trainer._kvstore.type):
             trainer.save_states(os.path.join(folder, 'trainer.states'))
-    meta = {'epoch': epoch, 'iteration': iteration, 'seed': args.seed, 'history': history,
-            'lr': trainer.learning_rate, 'args': {k: v for k, v in vars(args).items()
-                                                  if isinstance(v, (int, float, str, bool))
-                                                  or v is None}}
-    folder = checkpoint.save(args.save_dir, epoch, write_files, meta, keep=args.keep_last,
+    meta = {'epoch': epoch, 'iteration': iteration, 'seed': config.seed, 'history': history,
+            'lr': trainer.learning_rate, 'config': config.describe()}
+    folder = checkpoint.save(config.save_dir, epoch, write_files, meta, keep=config.keep_last,
                              top1=top1)
     log.info('checkpoint %s', folder)

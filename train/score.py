@@ -8,6 +8,11 @@ Two kinds of checkpoint:
   ``--network --depth --ratio``;
 - a Gluon model ``--model NAME --ratio R [--use-se] --params FILE``.
 
+Preprocessing: a model trained by ``octconv-train`` has ``PREFIX-preprocessing.json``
+beside it (convention, input size, crop ratio); each value not typed is taken
+from it, and a typed one that contradicts it is applied and reported. Without
+one: 224 px, crop ratio 0.875, and the convention of the checkpoint's API.
+
 Data: ``--rec-val`` (.rec with its .idx), ``--data-dir`` (an image folder), or
 by default the embedded demo digits. Every image is counted exactly once
 (padding of the last batch is dropped). ``--table DIR`` scores every released
@@ -18,7 +23,6 @@ import argparse
 import glob
 import json
 import os
-import re
 import sys
 import tarfile
 import tempfile
@@ -31,9 +35,12 @@ from ..gluon import get_model
 from ..gluon.base import CheckpointMismatch, check_parameters, read_parameter_file
 from ..utils.cli import add_data_args, add_device_args, contexts, data_source
 from ..utils.data import DataError, batches
+from . import preprocessing
+from .config import typed_flags
+from .recipes import RECIPES
 
 __all__ = ['topk_correct', 'score', 'load_module_checkpoint', 'load_gluon_model',
-           'released_ablation', 'main']
+           'released_file_recipe', 'main']
 
 
 def topk_correct(logits, labels, k=5):
@@ -119,51 +126,35 @@ def load_gluon_model(name, ratio, params, ctx, use_se=False):
     return net
 
 
-_ABLATION = re.compile(r'a\d\d_(?P<net>[a-z-]+)-(?P<depth>\d+)(?P<x>_32x4d)?_alpha-(?P<a>[\d.]+)'
-                       r'\.tar$')
-_NETWORKS = {'densenet': 'densenet', 'resnet': 'resnetv2', 'se-resnet': 'seresnetv2',
-             'resnext': 'resnextv2_32x4d'}
-
-
-def released_ablation(filename):
-    """``(network, depth, ratio)`` of a released ablation file name, or None.
-
-    ``a03_resnet-50_alpha-0.250.tar`` -> ``('resnetv2', 50, 0.25)``; alpha 0 is the
-    vanilla baseline (ratio -1).
-    """
-    match = _ABLATION.match(os.path.basename(filename))
-    if not match or match.group('net') not in _NETWORKS:
+def released_file_recipe(filename):
+    """The recipe of a released checkpoint file (``a03_resnet-50_alpha-0.250.tar``,
+    ``resnet152_v1f_alpha-0.125.params``), or None for any other file name."""
+    stem, extension = os.path.splitext(os.path.basename(filename))
+    recipe = RECIPES.get(stem)
+    if recipe is None or extension != ('.tar' if recipe.settings['api'].value == 'symbol'
+                                       else '.params'):
         return None
-    ratio = float(match.group('a'))
-    return _NETWORKS[match.group('net')], int(match.group('depth')), ratio if ratio > 0 else -1
+    return recipe
 
 
 def _score_table(directory, args, ctx):
     """Score every released checkpoint in ``directory``; rows with the paper's figures."""
-    from ..gluon.model_zoo import RELEASED
-    from ..utils.paper import TABLE_A, TABLE_B
     rows = []
-    by_file = {f: key for key, f in RELEASED.items()}
     for path in sorted(glob.glob(os.path.join(directory, '*'))):
-        name = os.path.basename(path)
-        if name in by_file:
-            model, ratio, use_se = by_file[name]
-            net = load_gluon_model(model, ratio, path, ctx, use_se)
-            convention = args.convention or 'gluon'
-            paper = next(r for r in TABLE_B if (r.model, r.ratio, r.use_se) == by_file[name])
-        elif released_ablation(name):
-            network, depth, ratio = released_ablation(name)
-            net = _load_ablation_tar(path, ctx, network, depth, ratio)
-            convention = args.convention or 'symbol'
-            paper = next((r for r in TABLE_A if (r.network, r.depth, r.ratio) ==
-                          (network, depth, ratio)), None)
-        else:
+        recipe = released_file_recipe(path)
+        if recipe is None:
             continue
+        model = {key: setting.value for key, setting in recipe.settings.items()}
+        if model['api'] == 'gluon':
+            net = load_gluon_model(model['model'], model['ratio'], path, ctx, model['use_se'])
+        else:
+            net = _load_ablation_tar(path, ctx, model['model'], model['depth'], model['ratio'])
+        convention = args.convention or model['convention']
         source = data_source(argparse.Namespace(**dict(vars(args), convention=convention)),
-                             'val', args.batch_size)
+                             'val', args.batch_size, args.input_size)
         result = score(net, source, ctx, args.dtype, progress=not args.quiet)
-        result.update(file=name, convention=convention, paper_top1=paper and paper.top1,
-                      paper_top5=paper and paper.top5)
+        result.update(file=os.path.basename(path), recipe=recipe.name, convention=convention,
+                      paper_top1=recipe.top1, paper_top5=recipe.top5)
         rows.append(result)
     if not rows:
         raise DataError('%s: no released checkpoint found (expected the released file names, '
@@ -173,15 +164,15 @@ def _score_table(directory, args, ctx):
 
 
 def _load_ablation_tar(path, ctx, network, depth, ratio):
-    folder = tempfile.mkdtemp(prefix='octconv-')
-    with tarfile.open(path) as archive:
-        archive.extractall(folder, filter='data')
-    params = sorted(glob.glob(os.path.join(folder, '**', '*-[0-9][0-9][0-9][0-9].params'),
-                              recursive=True))
-    if not params:
-        raise DataError('%s: no PREFIX-NNNN.params inside' % path)
-    prefix, epoch = params[-1][:-12], int(params[-1][-11:-7])
-    return load_module_checkpoint(prefix, epoch, ctx, network, depth, ratio)
+    with tempfile.TemporaryDirectory(prefix='octconv-') as folder:
+        with tarfile.open(path) as archive:
+            archive.extractall(folder, filter='data')
+        params = sorted(glob.glob(os.path.join(folder, '**', '*-[0-9][0-9][0-9][0-9].params'),
+                                  recursive=True))
+        if not params:
+            raise DataError('%s: no PREFIX-NNNN.params inside' % path)
+        prefix, epoch = params[-1][:-12], int(params[-1][-11:-7])
+        return load_module_checkpoint(prefix, epoch, ctx, network, depth, ratio)
 
 
 def build_parser():
@@ -198,7 +189,8 @@ def build_parser():
     parser.add_argument('--table', metavar='DIR',
                         help='score every released checkpoint in DIR beside the paper')
     parser.add_argument('--batch-size', type=int, default=50)
-    parser.add_argument('--input-size', type=int, nargs='+', default=[224])
+    parser.add_argument('--input-size', type=int, nargs='+', default=[224],
+                        help='center crop H [W] (square; default: as trained, else 224)')
     parser.add_argument('--data-shape', help='C,H,W (alternative to --input-size)')
     parser.add_argument('--json-out', help='also append the JSON line(s) to this file')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -207,34 +199,62 @@ def build_parser():
     return parser
 
 
+_SCORING_DEFAULTS = {'input_size': 224, 'crop_ratio': 0.875}
+
+
+def _preprocessing(args, typed, record_prefix, convention):
+    """Set ``args.convention``, ``args.input_size`` (one side) and ``args.crop_ratio``: typed,
+    else from the record beside ``record_prefix`` (if any), else the defaults; print a note
+    for each typed value that contradicts the record."""
+    if args.data_shape:
+        typed['input_size'] = [int(v) for v in args.data_shape.split(',')[1:]]
+    if 'input_size' in typed:
+        sizes = typed['input_size']
+        if len(sizes) > 2 or len(set(sizes)) != 1:
+            raise ValueError('--input-size: octconv-score scores square center crops; give one '
+                             'size, got %s' % ' '.join(str(v) for v in sizes))
+        typed['input_size'] = sizes[0]
+    record = preprocessing.read(record_prefix) if record_prefix else None
+    values, notes = preprocessing.for_scoring(
+        typed, record, (record_prefix or '') + preprocessing.SUFFIX,
+        dict(_SCORING_DEFAULTS, convention=convention))
+    for note in notes:
+        print('octconv-score: note: %s' % note, file=sys.stderr)
+    args.convention, args.input_size, args.crop_ratio = (values['convention'],
+                                                         values['input_size'],
+                                                         values['crop_ratio'])
+
+
 def main(argv=None):
     """Score a checkpoint; exit 0 with the result, 2 on bad input (nothing written)."""
-    args = build_parser().parse_args(argv)
-    if args.data_shape:
-        args.input_size = [int(v) for v in args.data_shape.split(',')[1:]]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    typed = typed_flags(parser, argv)
     try:
         ctx = contexts(args)
         if args.table:
+            _preprocessing(args, typed, None, None)
             rows = _score_table(args.table, args, ctx)
         else:
             if not args.model:
                 raise ValueError('give --model (and --epoch or --params) or --table DIR')
             if args.params:
+                _preprocessing(args, typed, preprocessing.prefix_of_params(args.params), 'gluon')
                 net = load_gluon_model(args.model, args.ratio, args.params, ctx, args.use_se)
-                args.convention = args.convention or 'gluon'
             elif args.epoch is not None:
+                _preprocessing(args, typed, args.model, 'symbol')
                 net = load_module_checkpoint(args.model, args.epoch, ctx, args.network,
-                                             args.depth, args.ratio, args.input_size[0])
-                args.convention = args.convention or 'symbol'
+                                             args.depth, args.ratio, args.input_size)
             else:
                 raise ValueError('give --epoch N for a Module checkpoint or --params FILE for '
                                  'a Gluon model')
             if args.dtype == 'float16':
                 net.cast('float16')
             net.hybridize(static_alloc=True)
-            result = score(net, data_source(args, 'val', args.batch_size), ctx, args.dtype,
-                           progress=not args.quiet)
-            result.update(model=args.model, ratio=args.ratio)
+            result = score(net, data_source(args, 'val', args.batch_size, args.input_size), ctx,
+                           args.dtype, progress=not args.quiet)
+            result.update(model=args.model, ratio=args.ratio, convention=args.convention,
+                          input_size=args.input_size, crop_ratio=args.crop_ratio)
             rows = [result]
     except (DataError, CheckpointMismatch, ValueError) as err:
         print('octconv-score: error: %s' % err, file=sys.stderr)

@@ -1,14 +1,18 @@
 """``octconv-train``: train an octave network on ImageNet-style data with the paper's recipe.
 
-    octconv-train --api gluon --model resnet152_v1f --ratio 0.125 --preset paper \\
-                  --rec-train train.rec --rec-val val.rec --gpus 0,1,2,3 --dtype float16
-    octconv-train --api symbol --network resnetv2 --depth 50 --ratio 0.25 --preset paper ...
-    octconv-train                        # Oct-ResNet-26 on the embedded demo digits
+    octconv-train --recipe a03_resnet-50_alpha-0.250 --rec-train train.rec --rec-val val.rec \\
+                  --gpus 0,1,2,3                      # one cell of the paper's table A
+    octconv-train --recipe resnet152_v1f_alpha-0.125 --dry-run   # what that run would do
+    octconv-train --list-recipes                      # every cell, with the paper's accuracy
+    octconv-train --api gluon --model resnet50_v1b --ratio 0.25 --preset paper ...
+    octconv-train --input-size 32                     # Oct-ResNet-26 on the embedded demo digits
 
-Each epoch logs training loss and accuracy, validation top-1/top-5, throughput
-and learning rate (progress bars, a log file, and SAVE_DIR/log.jsonl); the end
-draws SAVE_DIR/curves.png. Checkpoints (SAVE_DIR/checkpoints/epoch-NNNN) are
-atomic; ``--resume`` continues from the newest complete one.
+A recipe (or ``--preset paper``) supplies every value the user does not type;
+a typed value always wins. Each epoch logs training loss and accuracy,
+validation top-1/top-5, throughput and learning rate (progress bars, a log
+file, and SAVE_DIR/log.jsonl); the end draws SAVE_DIR/curves.png. The resolved
+run is written to SAVE_DIR/run.json. Checkpoints (SAVE_DIR/checkpoints/epoch-NNNN)
+are atomic; ``--resume`` continues from the newest complete one.
 """
 import argparse
 import json
@@ -21,80 +25,122 @@ from ..utils.cli import add_data_args, add_device_args, add_model_args, contexts
 from ..utils.data import DataError
 from ..gluon.base import CheckpointMismatch
 from . import checkpoint
-from .fit import TrainingDiverged, epoch_seed, fit
+from .config import RunConfig, resolve, typed_flags
+from .fit import INITIALIZERS, TrainingData, TrainingDiverged, epoch_seed, fit
+from .recipes import HEADLINE, RECIPES, get_recipe
 
-__all__ = ['build_parser', 'apply_preset', 'plot_curves', 'run', 'main']
+__all__ = ['build_parser', 'parse_config', 'dry_run_report', 'plot_curves', 'run', 'main']
 
-# Table B of the paper: which Gluon models used label smoothing and mixup.
-_SMOOTHING = ('mobilenet_v2_100', 'mobilenet_v2_1125', 'resnet152_v1e', 'resnet152_v1f')
-_MIXUP = ('resnet152_v1e', 'resnet152_v1f')
+_DEFAULTS = RunConfig()
 
 
 def build_parser():
-    """All flags of octconv-train (GluonCV's train_imagenet.py conventions)."""
+    """All flags of octconv-train (GluonCV's train_imagenet.py conventions); the defaults
+    shown are :class:`RunConfig`'s."""
     parser = argparse.ArgumentParser(prog='octconv-train', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    model = add_model_args(parser, depth=26, classes=None, input_size=32, batch_size=None)
+    recipe = parser.add_argument_group('recipes')
+    recipe.add_argument('--recipe', metavar='NAME',
+                        help='a published cell of the paper (see --list-recipes): it sets '
+                             'every value not typed')
+    recipe.add_argument('--preset', choices=('paper',),
+                        help="'paper': the paper's training recipe for the typed model "
+                             '(cosine, 5 warm-up epochs, lr 0.4 x batch/1024, NAG, '
+                             'label smoothing / mixup as in table B)')
+    recipe.add_argument('--list-recipes', action='store_true',
+                        help='list the recipes with the paper\'s top-1 / top-5 and exit')
+    recipe.add_argument('--dry-run', action='store_true',
+                        help='print the resolved run (each value with its source) and exit')
+    d = _DEFAULTS
+    model = add_model_args(parser, depth=d.depth, ratio=d.ratio, classes=None,
+                           input_size=d.input_size, batch_size=None)
     model.add_argument('--last-gamma', action='store_true',
                        help='zero-initialise the last BatchNorm gamma of each residual unit')
-    model.add_argument('--final-drop', type=float, default=0., help='dropout before classifier')
+    model.add_argument('--final-drop', type=float, default=d.final_drop,
+                       help='dropout before classifier')
+    model.add_argument('--initializer', choices=sorted(INITIALIZERS), default=d.initializer,
+                       help="weights: 'msraprelu' (the reference's MSRAPrelu, default) or "
+                            "'xavier' (gaussian, fan in, magnitude 2)")
     opt = parser.add_argument_group('optimisation')
-    opt.add_argument('--preset', choices=('paper',),
-                     help="'paper': cosine, 5 warm-up epochs, lr 0.4 x batch/1024, NAG, "
-                          'label smoothing / mixup as in table B')
-    opt.add_argument('--optimizer', choices=('nag', 'sgd'), default='nag')
-    opt.add_argument('--lr', type=float, default=0.1, help='learning rate after warm-up')
-    opt.add_argument('--lr-mode', choices=('step', 'poly', 'cosine'), default='cosine')
-    opt.add_argument('--lr-decay', type=float, default=0.1, help='step mode: decay factor')
-    opt.add_argument('--lr-decay-epoch', default='', help="step mode: e.g. '30,60,90'")
-    opt.add_argument('--warmup-lr', type=float, default=0.)
-    opt.add_argument('--warmup-epochs', type=int, default=1)
-    opt.add_argument('--momentum', type=float, default=0.9)
-    opt.add_argument('--wd', type=float, default=1e-4)
+    opt.add_argument('--optimizer', choices=('nag', 'sgd'), default=d.optimizer)
+    opt.add_argument('--lr', type=float, default=d.lr, help='learning rate after warm-up')
+    opt.add_argument('--lr-mode', choices=('step', 'poly', 'cosine'), default=d.lr_mode)
+    opt.add_argument('--lr-decay', type=float, default=d.lr_decay, help='step mode: decay factor')
+    opt.add_argument('--lr-decay-epoch', default=d.lr_decay_epoch,
+                     help="step mode: e.g. '30,60,90'")
+    opt.add_argument('--warmup-lr', type=float, default=d.warmup_lr)
+    opt.add_argument('--warmup-epochs', type=int, default=d.warmup_epochs)
+    opt.add_argument('--momentum', type=float, default=d.momentum)
+    opt.add_argument('--wd', type=float, default=d.wd)
     opt.add_argument('--no-wd', action='store_true', help='no weight decay on bias and BN')
-    opt.add_argument('--label-smoothing', type=float, default=0.,
+    opt.add_argument('--label-smoothing', type=float, default=d.label_smoothing,
                      help='smoothing epsilon (0.1 in the paper where used)')
     opt.add_argument('--mixup', action='store_true')
-    opt.add_argument('--mixup-alpha', type=float, default=0.2)
-    opt.add_argument('--mixup-off-epoch', type=int, default=0,
+    opt.add_argument('--mixup-alpha', type=float, default=d.mixup_alpha)
+    opt.add_argument('--mixup-off-epoch', type=int, default=d.mixup_off_epoch,
                      help='train the last N epochs without mixup')
-    opt.add_argument('--batch-size', type=int, default=64, help='per device')
-    opt.add_argument('--num-epochs', type=int, default=8)
-    opt.add_argument('--seed', type=int, default=0)
-    opt.add_argument('--kv-store', default='device',
+    opt.add_argument('--batch-size', type=int, default=d.batch_size, help='per device')
+    opt.add_argument('--num-epochs', type=int, default=d.num_epochs)
+    opt.add_argument('--seed', type=int, default=d.seed)
+    opt.add_argument('--kv-store', default=d.kv_store,
                      choices=('local', 'device', 'dist_sync', 'dist_device_sync', 'dist_async',
                               'horovod'),
                      help="several devices: local or device; several machines: dist_sync, "
                           "dist_device_sync or dist_async under octconv-launch, or horovod")
-    run = parser.add_argument_group('checkpoints and logs')
-    run.add_argument('--save-dir', default='octconv-run')
-    run.add_argument('--save-frequency', type=int, default=1, help='checkpoint every N epochs')
-    run.add_argument('--keep-last', type=int, default=3, help='checkpoints kept (plus the best)')
-    run.add_argument('--resume', action='store_true', help='continue from SAVE_DIR')
-    run.add_argument('--resume-from', help='continue from this checkpoint folder or save dir')
-    run.add_argument('--logging-file', help='also log to this file (default SAVE_DIR/train.log)')
-    run.add_argument('--quiet', action='store_true', help='no progress bars')
+    run_group = parser.add_argument_group('checkpoints and logs')
+    run_group.add_argument('--save-dir', default=d.save_dir)
+    run_group.add_argument('--save-frequency', type=int, default=d.save_frequency,
+                           help='checkpoint every N epochs')
+    run_group.add_argument('--keep-last', type=int, default=d.keep_last,
+                           help='checkpoints kept (plus the best)')
+    run_group.add_argument('--resume', action='store_true', help='continue from SAVE_DIR')
+    run_group.add_argument('--resume-from',
+                           help='continue from this checkpoint folder or save dir')
+    run_group.add_argument('--logging-file',
+                           help='also log to this file (default SAVE_DIR/train.log)')
+    run_group.add_argument('--quiet', action='store_true', help='no progress bars')
     add_data_args(parser, train=True)
     add_device_args(parser)
     return parser
 
 
-def apply_preset(args, parser):
-    """``--preset paper``: the paper's recipe for every setting still at its default."""
-    if args.preset != 'paper':
-        return args
-    total = (args.batch_size * max(1, len([g for g in args.gpus.split(',') if g.strip()]))
-             * _num_workers(args))
-    preset = {'lr_mode': 'cosine', 'warmup_epochs': 5, 'optimizer': 'nag',
-              'lr': 0.4 * total / 1024}
-    if args.api == 'gluon' and args.name in _SMOOTHING:
-        preset['label_smoothing'] = 0.1
-    if args.api == 'gluon' and args.name in _MIXUP:
-        preset['mixup'] = True
-    for key, value in preset.items():
-        if getattr(args, key) == parser.get_default(key):
-            setattr(args, key, value)
-    return args
+def parse_config(argv=None):
+    """``(RunConfig, actions)`` from the command line: the config resolved from the recipe
+    and the typed flags, ``actions`` the set of {'dry_run', 'list_recipes'} asked for."""
+    typed = typed_flags(build_parser(), argv)
+    actions = {name for name in ('dry_run', 'list_recipes') if typed.pop(name, False)}
+    devices = len([g for g in typed.get('gpus', '').split(',') if g.strip()]) or 1
+    return resolve(typed, num_devices=devices, num_workers=_num_workers(typed)), actions
+
+
+def dry_run_report(config):
+    """The resolved run as text: a table of value, source and note per option, then one
+    JSON line (option names as keys, plus ``sources``)."""
+    rows = [('option', 'value', 'source', 'note')]
+    for name, value in config.values().items():
+        origin = config.sources[name]
+        rows.append((name, json.dumps(value), origin.source, origin.note))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ['  '.join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + '  '
+             + row[3] for row in rows]
+    if config.recipe:
+        recipe = get_recipe(config.recipe)
+        lines.insert(0, 'recipe %s: %s; paper top-1 / top-5 %.1f / %.1f'
+                     % (recipe.name, recipe.title, recipe.top1, recipe.top5))
+    return '\n'.join(line.rstrip() for line in lines) + '\n' + json.dumps(config.describe())
+
+
+def recipe_listing():
+    """Every recipe, one line each, with the paper's top-1 / top-5, and the headline."""
+    lines = ['%-34s %-46s %5s / %4s' % ('recipe', 'cell', 'top-1', 'top-5')]
+    for recipe in RECIPES.values():
+        lines.append('%-34s %-46s %5.1f / %4.1f' % (recipe.name, recipe.title, recipe.top1,
+                                                   recipe.top5))
+    lines.append("headline: %s tested at %d px: %.1f%% top-1 at %.1f GFLOPs (octconv-score "
+                 "--input-size %d)" % (HEADLINE['recipe'], HEADLINE['input_size'],
+                                       HEADLINE['top1'], HEADLINE['gflops'],
+                                       HEADLINE['input_size']))
+    return '\n'.join(lines)
 
 
 def plot_curves(history, path):
@@ -120,11 +166,11 @@ def plot_curves(history, path):
     return path
 
 
-def _setup_logging(args):
-    os.makedirs(args.save_dir, exist_ok=True)
+def _setup_logging(config):
+    os.makedirs(config.save_dir, exist_ok=True)
     handlers = [logging.StreamHandler(sys.stderr),
-                logging.FileHandler(args.logging_file or os.path.join(args.save_dir,
-                                                                      'train.log'))]
+                logging.FileHandler(config.logging_file or os.path.join(config.save_dir,
+                                                                        'train.log'))]
     logger = logging.getLogger('octconv')
     logger.handlers[:] = handlers
     for handler in handlers:
@@ -133,67 +179,70 @@ def _setup_logging(args):
     return logger
 
 
-def _resume_folder(args):
-    if args.resume_from:
-        if os.path.isfile(os.path.join(args.resume_from, 'meta.json')):
-            return args.resume_from
-        folder = checkpoint.latest(args.resume_from)
-    elif args.resume:
-        folder = checkpoint.latest(args.save_dir)
+def _resume_folder(config):
+    if config.resume_from:
+        if os.path.isfile(os.path.join(config.resume_from, 'meta.json')):
+            return config.resume_from
+        folder = checkpoint.latest(config.resume_from)
+    elif config.resume:
+        folder = checkpoint.latest(config.save_dir)
     else:
         return None
     if folder is None:
         raise checkpoint.CheckpointError('no complete checkpoint in %s'
-                                         % (args.resume_from or args.save_dir))
+                                         % (config.resume_from or config.save_dir))
     return folder
 
 
-def _training_set(args, num_parts=1):
+def _training_set(config, num_parts=1):
     """(classes found, training images per part), checking the data before training."""
     from ..utils.data import check_once
     from ..utils.demo_data import demo_records
     from ..utils.im2rec import list_image_folder
-    if args.data_dir:
-        folder = os.path.join(args.data_dir, 'train')
+    if config.data_dir:
+        folder = os.path.join(config.data_dir, 'train')
         classes, items = list_image_folder(folder)
-        if args.classes is not None and len(classes) > args.classes:
+        if config.classes is not None and len(classes) > config.classes:
             raise DataError('%s has %d class folders but --num-classes is %d'
-                            % (folder, len(classes), args.classes))
+                            % (folder, len(classes), config.classes))
         return len(classes), len(items) // num_parts
-    rec = args.rec_train or demo_records()['train']
-    info = check_once(rec, args.rec_train_idx, args.classes, False)
+    rec = config.rec_train or demo_records()['train']
+    info = check_once(rec, config.rec_train_idx, config.classes, False)
     return int(max(info.labels)) + 1, info.count // num_parts
 
 
-def _sources(args, ctx, num_parts=1, part_index=0):
-    """(classes, images per part, train_source(epoch), val_source())."""
-    found, count = _training_set(args, num_parts)
-    classes = args.classes or found
-    batch_total = args.batch_size * len(ctx)
+def training_data(config, ctx, num_parts=1, part_index=0):
+    """The :class:`TrainingData` of ``config`` for worker ``part_index`` of ``num_parts``,
+    the training set checked first."""
+    found, count = _training_set(config, num_parts)
+    classes = config.classes or found
+    batch_total = config.batch_size * len(ctx)
 
     def train_source(epoch):
-        return data_source(args, 'train', batch_total, classes, num_parts, part_index,
-                           seed=epoch_seed(args, epoch))
+        return data_source(config, 'train', batch_total, config.input_size, classes, num_parts,
+                           part_index, seed=epoch_seed(config.seed, epoch))
 
     def val_source():
-        return data_source(args, 'val', batch_total, classes)
-    return classes, count, train_source, val_source
+        return data_source(config, 'val', batch_total, config.input_size, classes)
+    return TrainingData(classes, count, math.ceil(count / batch_total), train_source, val_source)
 
 
-def _num_workers(args):
-    """Workers of a distributed run, as the launcher announced them (1 otherwise)."""
-    if args.kv_store.startswith('dist'):
+def _num_workers(options):
+    """Workers of a distributed run, as the launcher announced them (1 otherwise);
+    ``options`` maps option names to values (typed flags or a config's values)."""
+    kv_store = options.get('kv_store', RunConfig.kv_store)
+    if kv_store.startswith('dist'):
         return int(os.environ.get('DMLC_NUM_WORKER', 1))
-    if args.kv_store == 'horovod':
+    if kv_store == 'horovod':
         return int(os.environ.get('HOROVOD_SIZE', 1))
     return 1
 
 
-def _distributed(args):
-    """The KVStore of a dist_* run, the horovod.mxnet module for horovod (args.rank set
-    from either), or None for one process."""
+def _distributed(config):
+    """``(kvstore, rank, workers)``: the KVStore of a dist_* run or the horovod.mxnet module
+    for horovod, or None for one process."""
     import mxnet as mx
-    if args.kv_store == 'horovod':
+    if config.kv_store == 'horovod':
         try:
             import horovod.mxnet as hvd
         except ImportError:
@@ -202,52 +251,73 @@ def _distributed(args):
                              'pip install --no-build-isolation horovod==0.28.1); '
                              "mx.kv.create('horovod') in mxnet 1.9.1 is not Horovod") from None
         hvd.init()
-        args.rank = hvd.rank()
-        return hvd
-    if not args.kv_store.startswith('dist'):
-        return None
+        return hvd, hvd.rank(), hvd.size()
+    if not config.kv_store.startswith('dist'):
+        return None, 0, 1
     if 'DMLC_ROLE' not in os.environ:
         raise ValueError('--kv-store %s runs under octconv-launch (the DMLC_* variables are '
-                         'not set)' % args.kv_store)
-    kvstore = mx.kv.create(args.kv_store)
-    args.rank = kvstore.rank
-    return kvstore
+                         'not set)' % config.kv_store)
+    kvstore = mx.kv.create(config.kv_store)
+    return kvstore, kvstore.rank, kvstore.num_workers
 
 
-def run(args, stop_after=None):
-    """Check the data, build everything and train; returns ``(net, history)``."""
-    ctx = contexts(args)
-    kvstore = _distributed(args)
-    workers = (kvstore.size() if args.kv_store == 'horovod' else kvstore.num_workers) \
-        if kvstore is not None else 1
-    args.resume_from = _resume_folder(args)
-    classes, count, train_source, val_source = _sources(args, ctx, workers, args.rank)
-    batch_total = args.batch_size * len(ctx)
-    args.iters_per_epoch = math.ceil(count / batch_total)
-    logging.getLogger('octconv').info(
-        'training %s on %d images of %d classes (worker %d of %d), %d batches of %d per epoch',
-        args.name or ('resnetv2' if args.api == 'symbol' else 'resnet50_v1b'), count, classes,
-        args.rank, workers, args.iters_per_epoch, batch_total)
-    return fit(args, ctx, train_source, val_source, classes, stop_after, kvstore)
+def run(config, stop_after=None):
+    """Check the data, build everything and train; returns ``(net, history, rank)``."""
+    ctx = contexts(config)
+    kvstore, rank, workers = _distributed(config)
+    resume_from = _resume_folder(config)
+    data = training_data(config, ctx, workers, rank)
+    log = logging.getLogger('octconv')
+    if config.data_dir is None and config.rec_train is None:
+        log.info('demo digits: %d px inputs (%s); give --rec-train or --data-dir for real data',
+                 config.input_size, config.sources['input_size'].source
+                 if 'input_size' in config.sources else 'given')
+    log.info('training %s on %d images of %d classes (worker %d of %d), %d batches of %d per '
+             'epoch', config.model_name, data.images, data.classes, rank, workers,
+             data.steps_per_epoch, config.batch_size * len(ctx))
+    net, history = fit(config, ctx, data, rank=rank, resume_from=resume_from,
+                       kvstore=kvstore, stop_after=stop_after)
+    return net, history, rank
+
+
+def _paper_figures(config):
+    """``{'paper_top1', 'paper_top5'}`` of the config's recipe (empty without one)."""
+    if not config.recipe:
+        return {}
+    recipe = get_recipe(config.recipe)
+    return {'recipe': recipe.name, 'paper_top1': recipe.top1, 'paper_top5': recipe.top5}
 
 
 def main(argv=None):
     """Train; exit 0 when done, 1 when the loss diverged, 2 on bad input or checkpoint errors."""
-    parser = build_parser()
-    args = apply_preset(parser.parse_args(argv), parser)
-    args.progress, args.rank = not args.quiet, 0
-    log = _setup_logging(args)
     try:
-        _, history = run(args)
+        config, actions = parse_config(argv)
+    except ValueError as err:
+        print('octconv-train: error: %s' % err, file=sys.stderr)
+        return 2
+    if 'list_recipes' in actions:
+        print(recipe_listing())
+        return 0
+    if 'dry_run' in actions:
+        print(dry_run_report(config))
+        return 0
+    log = _setup_logging(config)
+    try:
+        _, history, rank = run(config)
     except TrainingDiverged as err:
         log.error('%s', err)
         return 1
     except (DataError, CheckpointMismatch, checkpoint.CheckpointError, ValueError) as err:
         log.error('octconv-train: error: %s', err)
         return 2
-    if history and args.rank == 0:
-        plot_curves(history, os.path.join(args.save_dir, 'curves.png'))
-        print(json.dumps(history[-1]))
+    if history and rank == 0:
+        plot_curves(history, os.path.join(config.save_dir, 'curves.png'))
+        final = dict(history[-1], **_paper_figures(config))
+        if 'paper_top1' in final:
+            log.info('[done] %s: top-1 %s top-5 %s (paper %.1f / %.1f)', final['recipe'],
+                     final.get('top1', 'n/a'), final.get('top5', 'n/a'), final['paper_top1'],
+                     final['paper_top5'])
+        print(json.dumps(final))
     return 0
 
 

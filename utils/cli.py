@@ -15,7 +15,7 @@ def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, b
     group = parser.add_argument_group('model')
     group.add_argument('--api', choices=('symbol', 'gluon'), default='symbol',
                        help='Symbol-API ablation networks or Gluon models (default symbol)')
-    group.add_argument('--network', '--model', dest='name', default=None,
+    group.add_argument('--network', '--model', dest='model', default=None,
                        help='Symbol network (resnetv2, seresnetv2, resnextv2_32x4d, densenet; '
                             'default resnetv2) or Gluon model (default resnet50_v1b)')
     group.add_argument('--depth', type=int, default=depth,
@@ -46,8 +46,8 @@ def input_shape(args):
 def describe(args):
     """A short name of the chosen model, e.g. ``resnetv2-50 ratio 0.25``."""
     if args.api == 'symbol':
-        return '%s-%d ratio %g' % (args.name or 'resnetv2', args.depth, args.ratio)
-    return '%s%s ratio %g' % (args.name or 'resnet50_v1b', ' +SE' if args.use_se else '',
+        return '%s-%d ratio %g' % (args.model or 'resnetv2', args.depth, args.ratio)
+    return '%s%s ratio %g' % (args.model or 'resnet50_v1b', ' +SE' if args.use_se else '',
                               args.ratio)
 
 
@@ -55,12 +55,12 @@ def model_symbol(args):
     """``(logits symbol, frozen parameter names)`` of the chosen model; ValueError if bad."""
     if args.api == 'symbol':
         from ..symbol import get_linear
-        return get_linear(args.name or 'resnetv2', args.depth, num_classes=args.classes,
+        return get_linear(args.model or 'resnetv2', args.depth, num_classes=args.classes,
                           ratio=args.ratio), ()
     from ..gluon import get_model
     from .flops import trace_block
     kwargs = {'use_se': True} if args.use_se else {}
-    return trace_block(get_model(args.name or 'resnet50_v1b', ratio=args.ratio,
+    return trace_block(get_model(args.model or 'resnet50_v1b', ratio=args.ratio,
                                  classes=args.classes, **kwargs))
 
 
@@ -119,8 +119,10 @@ def contexts(args):
     return [mx.gpu(i) for i in ids] or [mx.cpu()]
 
 
-def data_source(args, split, batch_size, num_classes=None, num_parts=1, part_index=0, seed=0):
-    """The iterator for ``split`` ('train' or 'val') from the data flags (demo data if none)."""
+def data_source(args, split, batch_size, input_size, num_classes=None, num_parts=1, part_index=0,
+                seed=0):
+    """The iterator for ``split`` ('train' or 'val') of (batch_size, 3, input_size,
+    input_size) images from the data flags of ``args`` (demo data if none)."""
     import os
     from .data import open_source
     from .demo_data import demo_records
@@ -131,10 +133,9 @@ def data_source(args, split, batch_size, num_classes=None, num_parts=1, part_ind
         folder = os.path.join(folder, split)
     if rec is None and folder is None:
         rec = demo_records()[split]
-    height = (args.input_size * 2)[0]
     return open_source(rec, idx, folder, train=split == 'train', batch_size=batch_size,
-                       input_size=height, crop_ratio=args.crop_ratio, num_classes=num_classes,
-                       threads=args.workers, convention=args.convention or 'gluon',
+                       input_size=input_size, crop_ratio=args.crop_ratio, num_classes=num_classes,
+                       threads=args.workers, convention=args.convention,
                        num_parts=num_parts, part_index=part_index, seed=seed,
                        validate=args.validate,
                        min_area=getattr(args, 'min_random_area', 0.08))
