@@ -35,8 +35,7 @@ SINGLE = textwrap.dedent('''
                   for part in (0, 1)]
         return [(mx.nd.concat(a[0], b[0], dim=0), mx.nd.concat(a[1], b[1], dim=0))
                 for a, b in zip(data.batches(shards[0]), data.batches(shards[1]))]
-    data = fit.TrainingData(10, 40, 4, both_shards, None)
-    net, _ = fit.fit(config, [mx.cpu(0), mx.cpu(1)], data)
+    net, _ = fit.fit(config, [mx.cpu(0), mx.cpu(1)], fit.TrainingData(10, 40, 4, both_shards, None))
     for index, device in enumerate((mx.cpu(0), mx.cpu(1))):
         mx.nd.save(out + '/device%d.params' % index,
                    {k: v.data(device) for k, v in net._collect_params_with_prefix().items()})
