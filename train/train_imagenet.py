@@ -269,9 +269,9 @@ def run(config, stop_after=None):
     data = training_data(config, ctx, workers, rank)
     log = logging.getLogger('octconv')
     if config.data_dir is None and config.rec_train is None:
+        origin = config.sources.get('input_size')
         log.info('demo digits: %d px inputs (%s); give --rec-train or --data-dir for real data',
-                 config.input_size, config.sources['input_size'].source
-                 if 'input_size' in config.sources else 'given')
+                 config.input_size, origin.source if origin else 'given')
     log.info('training %s on %d images of %d classes (worker %d of %d), %d batches of %d per '
              'epoch', config.model_name, data.images, data.classes, rank, workers,
              data.steps_per_epoch, config.batch_size * len(ctx))
