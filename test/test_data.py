@@ -188,11 +188,17 @@ def test_bad_files_raise_errors_instead_of_crashing(packed, tmp_path):
         data.val_iter(bad_magic, None, batch_size=2, input_size=32)
     with pytest.raises(DataError, match=r'label [12] is not a class index in \[0, 1\)'):
         check_recordio(rec, idx, num_classes=1)
-    # an image whose bytes are not a picture: framing fine, decoding fails
-    broken = str(tmp_path / 'broken')
-    writer = mx.recordio.MXIndexedRecordIO(broken + '.idx', broken + '.rec', 'w')
-    writer.write_idx(0, mx.recordio.pack(mx.recordio.IRHeader(0, 0., 0, 0), b'not a jpeg' * 9))
-    writer.close()
+    # a payload that is no image at all (MXNet's iterator dies of SIGFPE on it): refused
+    # by the fast scan; a JPEG signature over broken bytes only by decoding
+    for name, payload in (('text', b'not a jpeg' * 9), ('broken', b'\xff\xd8\xff' + b'x' * 90)):
+        writer = mx.recordio.MXIndexedRecordIO(str(tmp_path / (name + '.idx')),
+                                               str(tmp_path / (name + '.rec')), 'w')
+        writer.write_idx(0, mx.recordio.pack(mx.recordio.IRHeader(0, 0., 0, 0), payload))
+        writer.close()
+    text, broken = str(tmp_path / 'text'), str(tmp_path / 'broken')
+    with pytest.raises(DataError, match=r'text\.rec, record 0 at byte 0: the payload is not an '
+                                        r'encoded image'):
+        check_recordio(text + '.rec', text + '.idx')
     check_recordio(broken + '.rec', broken + '.idx')                   # fast scan passes
     with pytest.raises(DataError, match=r'broken\.rec, record 0 at byte 0: .*cannot be decoded'):
         check_recordio(broken + '.rec', broken + '.idx', decode=True)

@@ -95,7 +95,7 @@ TYPED = {'api': ['symbol', 'gluon'], 'model': [None, 'resnet50_v1b'], 'depth': [
          'convention': [None, 'gluon'], 'crop_ratio': ['0.875', '0.9'],
          'min_random_area': ['0.08', '0.3'], 'initializer': ['msraprelu', 'xavier'],
          'optimizer': ['nag', 'sgd'], 'momentum': ['0.9', '0.8'], 'lr_mode': ['cosine', 'step'],
-         'warmup_epochs': ['1', '0'], 'warmup_lr': ['0', '0.01'], 'lr': ['0.1', '0.05'],
+         'warmup_epochs': ['0', '1'], 'warmup_lr': ['0', '0.01'], 'lr': ['0.1', '0.05'],
          'batch_size': ['64', '32'], 'wd': ['0.0001', '0.00005'],
          'label_smoothing': ['0', '0.2'], 'mixup_alpha': ['0.2', '0.4'],
          'mixup_off_epoch': ['0', '3'], 'num_epochs': ['8', '90'],

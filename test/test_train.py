@@ -177,11 +177,12 @@ def test_rewriting_an_epoch_keeps_the_old_folder_until_the_new_one_is_in_place(t
         checkpoint.save(str(tmp_path), 2, writes('run 2, epoch 2'), {})
     assert content() == {1: 'run 1, epoch 1', 2: 'run 1, epoch 2'}        # put back whole
     assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['epoch-0001', 'epoch-0002']
-    # A crash (no handler runs) at that moment: no incomplete epoch 2 is ever listed.
+    # Ctrl-C at that moment: the interrupt goes on, the old epoch 2 is put back whole
     monkeypatch.setattr(os, 'rename', lambda s, d: failing_rename(s, d, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(str(tmp_path), 2, writes('run 2, epoch 2'), {})
-    assert content() == {1: 'run 1, epoch 1'}
+    assert content() == {1: 'run 1, epoch 1', 2: 'run 1, epoch 2'}
+    assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['epoch-0001', 'epoch-0002']
     monkeypatch.setattr(os, 'rename', rename)
     checkpoint.save(str(tmp_path), 2, writes('run 3, epoch 2'), {})
     assert content() == {1: 'run 1, epoch 1', 2: 'run 3, epoch 2'}

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 
 __all__ = ['CheckpointError', 'save', 'latest', 'load_meta', 'list_checkpoints', 'best',
-           'atomic_write_text']
+           'atomic_write_text', 'publish_files', 'first_line']
 
 _NAME = re.compile(r'^epoch-(\d{4,})$')
 
@@ -91,8 +91,9 @@ def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
     """Write checkpoint ``epoch``: ``write_files(folder)`` writes the model and trainer files.
 
     Raises :class:`CheckpointError` naming the folder if anything fails (disk
-    full, no permission); the earlier checkpoints are untouched then. Returns
-    the folder.
+    full, no permission, an MXNet write error); on that or an interrupt
+    (KeyboardInterrupt, SystemExit) the temporary folder is removed and the
+    earlier checkpoints are untouched. Returns the folder.
     """
     root = os.path.join(save_dir, 'checkpoints')
     final = os.path.join(root, 'epoch-%04d' % epoch)
@@ -113,13 +114,15 @@ def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
             os.rename(final, aside)
         os.rename(tmp, final)
         _fsync_dir(root)
-    except OSError as err:
+    except BaseException as err:
         if tmp is not None and os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
         if aside is not None and os.path.isdir(aside) and not os.path.exists(final):
             os.rename(aside, final)
+        if not isinstance(err, Exception):
+            raise
         raise CheckpointError('could not write checkpoint %s: %s; the previous checkpoint (%s) '
-                              'is intact' % (final, err, latest(save_dir))) from None
+                              'is intact' % (final, _cause(err, root), latest(save_dir))) from None
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
     previous_best = best(save_dir)
@@ -128,6 +131,51 @@ def save(save_dir, epoch, write_files, meta, keep=3, top1=None):
                           json.dumps({'epoch': epoch, 'folder': final, 'top1': top1}))
     _prune(save_dir, keep)
     return final
+
+
+def first_line(err):
+    """The first line of an error's message (MXNet's carry a C++ stack trace after it)."""
+    lines = [line for line in str(err).splitlines() if line.strip()]
+    reason = next((line for line in lines if 'Check failed' in line or 'Error' in line),
+                  lines[0] if lines else type(err).__name__)
+    return reason.strip()
+
+
+def _cause(err, folder):
+    """Why a write into ``folder`` failed, with the space left there (MXNet's own writers
+    only say "FileStream.Write incomplete" when a disk is full)."""
+    try:
+        free = '%.1f MB free on its file system' % (shutil.disk_usage(folder).free / 2 ** 20)
+    except OSError:
+        free = 'free space unknown'
+    return '%s (%s)' % (first_line(err), free)
+
+
+def publish_files(folder, write_files):
+    """``write_files(tmp)`` writes files into a temporary folder inside ``folder``; each is
+    then fsynced and renamed into ``folder``, so no file appears half-written under its
+    final name. On any failure the temporary folder is removed, the files already in
+    ``folder`` are untouched, and :class:`CheckpointError` names ``folder`` and the cause.
+    Returns the names published."""
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=folder, prefix='.publish.')
+        write_files(tmp)
+        names = sorted(os.listdir(tmp))
+        for name in names:
+            with open(os.path.join(tmp, name), 'rb') as handle:
+                os.fsync(handle.fileno())
+        for name in names:
+            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
+        _fsync_dir(folder)
+        return names
+    except Exception as err:
+        raise CheckpointError('could not write into %s: %s' % (folder, _cause(err, folder))) \
+            from None
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _prune(save_dir, keep):

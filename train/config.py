@@ -7,6 +7,7 @@ equals the default; nothing else is ever replaced.
 """
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -14,9 +15,11 @@ from ..utils.demo_data import IMAGE_SIZE as DEMO_INPUT_SIZE
 from .recipes import BASE_BATCH, get_recipe, paper_training, scaled_lr
 
 __all__ = ['RunConfig', 'Origin', 'USER', 'DEFAULT', 'DEMO', 'DEMO_INPUT_SIZE', 'typed_flags',
-           'resolve', 'default_model']
+           'resolve', 'validate', 'check_range', 'check_data_path', 'default_model',
+           'MIN_INPUT_SIZE']
 
 USER, DEFAULT, DEMO = 'user', 'default', 'demo data'
+MIN_INPUT_SIZE = 32           # five stride-2 stages: smaller inputs vanish before the head
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class RunConfig:
     lr_decay: float = 0.1
     lr_decay_epoch: str = ''
     warmup_lr: float = 0.
-    warmup_epochs: int = 1
+    warmup_epochs: int = 0
     momentum: float = 0.9
     wd: float = 1e-4
     no_wd: bool = False
@@ -175,7 +178,9 @@ def resolve(typed, num_devices=1, num_workers=1):
     if values['convention'] is None:
         values['convention'] = 'symbol' if values['api'] == 'symbol' else 'gluon'
         sources['convention'] = Origin(DEFAULT, 'the convention of the API')
-    return RunConfig(sources=sources, **values)
+    config = RunConfig(sources=sources, **values)
+    validate(config)
+    return config
 
 
 def _square(size):
@@ -186,3 +191,64 @@ def _square(size):
                          'got %s' % ' '.join(str(s) for s in sizes))
     return sizes[0]
 
+
+
+def check_range(flag, value, low=None, high=None, low_open=False, high_open=False):
+    """ValueError naming ``flag`` unless ``low <= value <= high`` (``<`` where open)."""
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above:
+        interval = '%s%s, %s%s' % ('(' if low_open else '[', '-inf' if low is None else low,
+                                   'inf' if high is None else high, ')' if high_open else ']')
+        raise ValueError('%s must be in %s, got %s' % (flag, interval, value))
+
+
+def check_data_path(flag, path):
+    """ValueError naming ``flag`` for a path MXNet's reader cannot take: one holding ';' (its
+    list separator), or one that exists but is not a regular file."""
+    if path is None:
+        return
+    if ';' in path:
+        raise ValueError("%s %s: MXNet reads ';' as a separator of several files; rename the "
+                         'file or its folder' % (flag, path))
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError('%s %s: not a regular file (a directory, FIFO or device)' % (flag, path))
+
+
+def validate(config):
+    """Check every option of ``config`` before any work starts; ValueError names the flag."""
+    check_range('--batch-size', config.batch_size, 1)
+    check_range('--input-size', config.input_size, MIN_INPUT_SIZE)
+    check_range('--num-data-workers (-j)', config.workers, 1)
+    check_range('--min-random-area', config.min_random_area, 0, 1, low_open=True)
+    check_range('--crop-ratio', config.crop_ratio, 0, 1, low_open=True)
+    check_range('--final-drop', config.final_drop, 0, 1, high_open=True)
+    check_range('--num-epochs', config.num_epochs, 1)
+    check_range('--warmup-epochs', config.warmup_epochs, 0, config.num_epochs, high_open=True)
+    check_range('--save-frequency', config.save_frequency, 1)
+    check_range('--keep-last', config.keep_last, 1)
+    check_range('--lr', config.lr, 0, low_open=True)
+    check_range('--warmup-lr', config.warmup_lr, 0)
+    check_range('--lr-decay', config.lr_decay, 0, low_open=True)
+    check_range('--momentum', config.momentum, 0, 1, high_open=True)
+    check_range('--wd', config.wd, 0)
+    check_range('--label-smoothing', config.label_smoothing, 0, 1, high_open=True)
+    check_range('--mixup-alpha', config.mixup_alpha, 0, low_open=True)
+    check_range('--mixup-off-epoch', config.mixup_off_epoch, 0, config.num_epochs)
+    check_range('--seed', config.seed, 0)
+    if config.classes is not None:
+        check_range('--num-classes', config.classes, 1)
+    try:
+        decay_epochs = [int(e) for e in config.lr_decay_epoch.split(',') if e.strip()]
+    except ValueError:
+        raise ValueError("--lr-decay-epoch takes epochs separated by commas, e.g. '30,60', got "
+                         '%r' % config.lr_decay_epoch) from None
+    for epoch in decay_epochs:
+        check_range('--lr-decay-epoch', epoch, config.warmup_epochs, config.num_epochs,
+                    low_open=True, high_open=True)
+    for flag, path in (('--rec-train', config.rec_train), ('--rec-train-idx',
+                                                           config.rec_train_idx),
+                       ('--rec-val', config.rec_val), ('--rec-val-idx', config.rec_val_idx)):
+        check_data_path(flag, path)
+    if os.path.exists(config.save_dir) and not os.path.isdir(config.save_dir):
+        raise ValueError('--save-dir %s: exists and is not a folder' % config.save_dir)

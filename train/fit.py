@@ -18,7 +18,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..gluon import get_model
-from ..utils.data import DataError, batches
+from ..utils.data import DataError, batches, equal_batches
 from . import checkpoint, preprocessing
 from .schedule import make_lr_scheduler
 from .score import num_images, score
@@ -32,7 +32,8 @@ log = logging.getLogger('octconv.train')
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the epoch and batch."""
+    """The loss or a parameter became NaN or infinite; the message names the epoch, the
+    batch and, for a parameter, its name."""
 
 
 TrainingData = namedtuple('TrainingData', ['classes', 'images', 'steps_per_epoch',
@@ -69,10 +70,11 @@ def build_network(config, classes):
         return get_model(config.model_name, ratio=config.ratio, classes=classes,
                          final_drop=config.final_drop, **kwargs)
     from ..symbol import get_linear
-    # Not specialised to the input size (no data_shape): the exported model must
-    # take every size octconv-score may give it.
+    # Specialised to the training size (no crops, no padded pooling where every map is
+    # even); export_model writes the graph of every size with the same parameters.
     symbol = get_linear(config.model_name, config.depth, num_classes=classes,
-                        ratio=config.ratio, dropout=config.final_drop)
+                        ratio=config.ratio, dropout=config.final_drop,
+                        data_shape=(1, 3, config.input_size, config.input_size))
     return gluon.SymbolBlock(symbol, mx.sym.var('data'))
 
 
@@ -162,14 +164,7 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
 
     start_epoch, iteration, history = 0, 0, []
     if resume_from:
-        meta = checkpoint.load_meta(resume_from)
-        net.load_parameters(os.path.join(resume_from, 'model.params'), ctx=ctx)
-        states = os.path.join(resume_from, 'trainer.states')
-        if os.path.isfile(states):
-            trainer.load_states(states)
-        else:
-            log.warning('%s has no optimizer states (a distributed run keeps them on the '
-                        'servers): momentum starts afresh', resume_from)
+        meta = _load_checkpoint(config, net, trainer, ctx, resume_from)
         start_epoch, iteration, history = meta['epoch'], meta['iteration'], meta['history']
         log.info('resumed from %s: epoch %d, iteration %d', resume_from, start_epoch,
                  iteration)
@@ -184,7 +179,14 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
     last = config.num_epochs if stop_after is None else min(config.num_epochs,
                                                           start_epoch + stop_after)
     for epoch in range(start_epoch, last):
-        stats = _train_epoch(config, net, trainer, loss_fn, ctx, data.train_source(epoch),
+        if kvstore is not None:     # every worker takes the same number of same-size steps
+            epoch_batches = equal_batches(lambda: data.train_source(epoch),
+                                          data.steps_per_epoch)
+            total = data.steps_per_epoch * config.batch_size * len(ctx)
+        else:
+            source = data.train_source(epoch)
+            epoch_batches, total = batches(source), num_images(source)
+        stats = _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total,
                              data.classes, epoch, workers)
         iteration += stats.pop('batches')
         if data.val_source is not None and rank == 0:
@@ -201,34 +203,104 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
             if done % config.save_frequency == 0 or done == config.num_epochs or done == last:
                 _save(config, net, trainer, done, iteration, history, stats.get('top1'))
     if rank == 0 and last == config.num_epochs and last > start_epoch:
-        export_model(config, net)
+        export_model(config, net, data.classes)
     return net, history
 
 
-def export_model(config, net):
+def export_model(config, net, classes):
     """The trained model for ``octconv-score``: SAVE_DIR/model-symbol.json and
     model-NNNN.params (a Module checkpoint) for Symbol networks, model.params for Gluon;
-    beside them model-preprocessing.json, the preprocessing it was trained with."""
-    prefix = os.path.join(config.save_dir, 'model')
-    if config.api == 'symbol':
-        net.export(prefix, epoch=config.num_epochs)
-        log.info('exported %s-symbol.json and %s-%04d.params', prefix, prefix, config.num_epochs)
+    beside them model-preprocessing.json, the preprocessing it was trained with. The
+    files are written together and renamed into place (CheckpointError on failure)."""
+    record = preprocessing.of_config(config)
+
+    def write_files(folder):
+        prefix = os.path.join(folder, 'model')
+        if config.api == 'symbol':
+            _export_any_size(config, net, classes, prefix)
+        else:
+            net.save_parameters(prefix + '.params')
+        preprocessing.write(prefix, record)
+    names = checkpoint.publish_files(config.save_dir, write_files)
+    log.info('exported %s to %s', ', '.join(names), config.save_dir)
+
+
+_IDENTITY = ('api', 'model', 'depth', 'ratio', 'use_se')     # what decides the parameters
+
+
+def _export_any_size(config, net, classes, prefix):
+    """A Module checkpoint of the Symbol network ``net`` trains, in the graph that takes
+    every input size: PREFIX-symbol.json and PREFIX-NNNN.params."""
+    from ..symbol import get_linear
+    symbol = get_linear(config.model_name, config.depth, num_classes=classes,
+                        ratio=config.ratio, dropout=config.final_drop)
+    params = {name: p.data().as_in_context(mx.cpu()) for name, p in net.collect_params().items()}
+    aux = set(symbol.list_auxiliary_states())
+    mx.model.save_checkpoint(prefix, config.num_epochs, symbol,
+                             {k: v for k, v in params.items() if k not in aux},
+                             {k: v for k, v in params.items() if k in aux})
+
+
+def _load_checkpoint(config, net, trainer, ctx, folder):
+    """Load the parameters (and optimizer states) of checkpoint ``folder`` into ``net`` and
+    ``trainer``; returns its meta. CheckpointError names the file for a checkpoint of
+    another network or a file that cannot be read."""
+    meta = checkpoint.load_meta(folder)
+    saved = meta.get('config', {})
+    differs = [key for key in _IDENTITY if key in saved and saved[key] != getattr(config, key)]
+    if differs:
+        raise checkpoint.CheckpointError(
+            '%s was trained with %s; this run has %s' % (
+                folder, ', '.join('%s %s' % (k, saved[k]) for k in differs),
+                ', '.join('%s %s' % (k, getattr(config, k)) for k in differs)))
+    params = os.path.join(folder, 'model.params')
+    try:
+        net.load_parameters(params, ctx=ctx)
+    except (mx.base.MXNetError, AssertionError, ValueError, OSError) as err:
+        raise checkpoint.CheckpointError('%s: cannot be loaded into %s (%s)' % (
+            params, config.model_name, checkpoint.first_line(err))) from None
+    states = os.path.join(folder, 'trainer.states')
+    if os.path.isfile(states):
+        try:
+            trainer.load_states(states)
+        except Exception as err:     # pickle, EOF or MXNet errors of a damaged file
+            raise checkpoint.CheckpointError('%s: cannot be read (%s)' % (
+                states, checkpoint.first_line(err))) from None
     else:
-        net.save_parameters(prefix + '.params')
-        log.info('saved %s.params', prefix)
-    preprocessing.write(prefix, preprocessing.of_config(config))
+        log.warning('%s has no optimizer states (a distributed run keeps them on the '
+                    'servers): momentum starts afresh', folder)
+    return meta
 
 
-def _train_epoch(config, net, trainer, loss_fn, ctx, source, classes, epoch, workers):
+def _all_finite(arrays):
+    """Whether every element of ``arrays`` is finite, in one check per 100 arrays (MXNet's
+    ``multi_all_finite`` corrupts its arguments beyond a few hundred)."""
+    chunks = [arrays[i:i + 100] for i in range(0, len(arrays), 100)]
+    flags = [mx.nd.multi_all_finite(*chunk, num_arrays=len(chunk)) for chunk in chunks]
+    return all(flag.asscalar() == 1 for flag in flags)
+
+
+def _first_non_finite(net, ctx):
+    """The name of the first parameter (on ``ctx``) holding a NaN or infinity, or None."""
+    params = list(net.collect_params().values())
+    arrays = [p.data(ctx) for p in params]
+    if _all_finite(arrays):
+        return None
+    return next(p.name for p, a in zip(params, arrays) if not _all_finite([a]))
+
+
+def _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total, classes, epoch,
+                 workers):
+    """One epoch over ``epoch_batches`` ((data, label, valid) triples, ``total`` images)."""
     from tqdm import tqdm
     seed_everything(epoch_seed(config.seed, epoch))
     rng = np.random.RandomState(epoch_seed(config.seed, epoch))
     use_mixup = config.mixup and epoch < config.num_epochs - config.mixup_off_epoch
     loss_sum = correct = seen = batches_done = 0
-    bar = tqdm(total=num_images(source), unit='img', desc='epoch %d' % (epoch + 1),
+    bar = tqdm(total=total, unit='img', desc='epoch %d' % (epoch + 1),
                disable=not config.progress)
     start = time.time()
-    for batch_index, (data, label, valid) in enumerate(batches(source)):
+    for batch_index, (data, label, valid) in enumerate(epoch_batches):
         targets = one_hot_targets(mx.nd, label, classes, config.label_smoothing)
         if use_mixup:
             data, targets = mixup(data, targets, draw_lambda(rng, config.mixup_alpha))
@@ -244,6 +316,12 @@ def _train_epoch(config, net, trainer, loss_fn, ctx, source, classes, epoch, wor
                                    'checkpoint is %s' % (batch_loss, epoch + 1, batch_index + 1,
                                                          checkpoint.latest(config.save_dir)))
         trainer.step(valid * workers)         # the global batch when gradients are summed
+        bad = _first_non_finite(net, ctx[0])
+        if bad is not None:     # a finite loss can still leave weights at inf or NaN
+            raise TrainingDiverged('parameter %s became NaN or infinite at epoch %d, batch %d '
+                                   '(lr %g); the last good checkpoint is %s'
+                                   % (bad, epoch + 1, batch_index + 1, trainer.learning_rate,
+                                      checkpoint.latest(config.save_dir)))
         predicted = np.concatenate([o.argmax(axis=1).asnumpy() for o in outputs])
         correct += int((predicted == label.asnumpy()).sum())
         loss_sum, seen, batches_done = loss_sum + batch_loss, seen + valid, batches_done + 1

@@ -30,13 +30,15 @@ import time
 
 import mxnet as mx
 import numpy as np
+from mxnet.base import MXNetError
 
 from ..gluon import get_model
 from ..gluon.base import CheckpointMismatch, check_parameters, read_parameter_file
 from ..utils.cli import add_data_args, add_device_args, contexts, data_source
 from ..utils.data import DataError, batches
 from . import preprocessing
-from .config import typed_flags
+from .checkpoint import atomic_write_text, first_line
+from .config import MIN_INPUT_SIZE, check_data_path, check_range, typed_flags
 from .recipes import RECIPES
 
 __all__ = ['topk_correct', 'score', 'load_module_checkpoint', 'load_gluon_model',
@@ -150,8 +152,8 @@ def _score_table(directory, args, ctx):
         else:
             net = _load_ablation_tar(path, ctx, model['model'], model['depth'], model['ratio'])
         convention = args.convention or model['convention']
-        source = data_source(argparse.Namespace(**dict(vars(args), convention=convention)),
-                             'val', args.batch_size, args.input_size)
+        source = _validation_source(argparse.Namespace(**dict(vars(args), convention=convention)),
+                                    output_classes(net, args.input_size, ctx[0], args.dtype))
         result = score(net, source, ctx, args.dtype, progress=not args.quiet)
         result.update(file=os.path.basename(path), recipe=recipe.name, convention=convention,
                       paper_top1=recipe.top1, paper_top5=recipe.top5)
@@ -202,6 +204,35 @@ def build_parser():
 _SCORING_DEFAULTS = {'input_size': 224, 'crop_ratio': 0.875}
 
 
+def output_classes(net, input_size, ctx, dtype='float32'):
+    """The number of classes ``net`` scores (its output width for one image)."""
+    return net(mx.nd.zeros((1, 3, input_size, input_size), ctx=ctx, dtype=dtype)).shape[1]
+
+
+def _validation_source(args, classes):
+    """The validation data of ``args``, its labels checked against the model's ``classes``."""
+    if args.data_dir:
+        from ..utils.im2rec import list_image_folder
+        found, _ = list_image_folder(args.data_dir)
+        if len(found) > classes:
+            raise DataError('%s has %d class folders but the model scores %d classes'
+                            % (args.data_dir, len(found), classes))
+    return data_source(args, 'val', args.batch_size, args.input_size, classes)
+
+
+def _check_flags(args):
+    """Range-check the flags before anything is loaded; ValueError names the flag."""
+    check_range('--batch-size', args.batch_size, 1)
+    check_range('--input-size', args.input_size, MIN_INPUT_SIZE)
+    check_range('--num-data-workers (-j)', args.workers, 1)
+    check_range('--crop-ratio', args.crop_ratio, 0, 1, low_open=True)
+    if args.epoch is not None:
+        check_range('--epoch', args.epoch, 0)
+    for flag, path in (('--rec-val', args.rec_val), ('--rec-val-idx', args.rec_val_idx),
+                       ('--params', args.params)):
+        check_data_path(flag, path)
+
+
 def _preprocessing(args, typed, record_prefix, convention):
     """Set ``args.convention``, ``args.input_size`` (one side) and ``args.crop_ratio``: typed,
     else from the record beside ``record_prefix`` (if any), else the defaults; print a note
@@ -223,6 +254,7 @@ def _preprocessing(args, typed, record_prefix, convention):
     args.convention, args.input_size, args.crop_ratio = (values['convention'],
                                                          values['input_size'],
                                                          values['crop_ratio'])
+    _check_flags(args)
 
 
 def main(argv=None):
@@ -251,14 +283,21 @@ def main(argv=None):
             if args.dtype == 'float16':
                 net.cast('float16')
             net.hybridize(static_alloc=True)
-            result = score(net, data_source(args, 'val', args.batch_size, args.input_size), ctx,
-                           args.dtype, progress=not args.quiet)
+            classes = output_classes(net, args.input_size, ctx[0], args.dtype)
+            result = score(net, _validation_source(args, classes), ctx, args.dtype,
+                           progress=not args.quiet)
             result.update(model=args.model, ratio=args.ratio, convention=args.convention,
                           input_size=args.input_size, crop_ratio=args.crop_ratio)
             rows = [result]
     except (DataError, CheckpointMismatch, ValueError) as err:
         print('octconv-score: error: %s' % err, file=sys.stderr)
         return 2
+    except MXNetError as err:
+        print('octconv-score: error: MXNet: %s' % first_line(err), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('octconv-score: interrupted; nothing written', file=sys.stderr)
+        return 130
     lines = [json.dumps(row) for row in rows]
     for row in rows:
         print('%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
@@ -266,9 +305,9 @@ def main(argv=None):
                  row['images_per_s'], '' if row.get('paper_top1') is None else
                  ' (paper %.1f / %.1f)' % (row['paper_top1'], row['paper_top5'])))
     print('\n'.join(lines))
-    if args.json_out:
-        with open(args.json_out, 'a') as handle:
-            handle.write('\n'.join(lines) + '\n')
+    if args.json_out:           # appended, through a new file renamed over the old one
+        earlier = open(args.json_out).read() if os.path.isfile(args.json_out) else ''
+        atomic_write_text(args.json_out, earlier + '\n'.join(lines) + '\n')
     return 0
 
 

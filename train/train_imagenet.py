@@ -19,7 +19,10 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
+
+from mxnet.base import MXNetError
 
 from ..utils.cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from ..utils.data import DataError
@@ -194,8 +197,8 @@ def _resume_folder(config):
     return folder
 
 
-def _training_set(config, num_parts=1):
-    """(classes found, training images per part), checking the data before training."""
+def _training_set(config):
+    """(classes found, training images), checking the data before training."""
     from ..utils.data import check_once
     from ..utils.demo_data import demo_records
     from ..utils.im2rec import list_image_folder
@@ -205,18 +208,49 @@ def _training_set(config, num_parts=1):
         if config.classes is not None and len(classes) > config.classes:
             raise DataError('%s has %d class folders but --num-classes is %d'
                             % (folder, len(classes), config.classes))
-        return len(classes), len(items) // num_parts
+        return len(classes), len(items)
     rec = config.rec_train or demo_records()['train']
     info = check_once(rec, config.rec_train_idx, config.classes, False)
-    return int(max(info.labels)) + 1, info.count // num_parts
+    return int(max(info.labels)) + 1, info.count
+
+
+def _check_validation_set(config, classes):
+    """Scan the validation data now, not after the first training epoch."""
+    from ..utils.data import check_once
+    from ..utils.demo_data import demo_records
+    from ..utils.im2rec import list_image_folder
+    if config.data_dir:
+        found, _ = list_image_folder(os.path.join(config.data_dir, 'val'))
+        if len(found) > classes:
+            raise DataError('%s has %d class folders but the model has %d classes'
+                            % (os.path.join(config.data_dir, 'val'), len(found), classes))
+        return
+    rec = config.rec_val or (None if config.rec_train else demo_records()['val'])
+    if rec is not None:
+        check_once(rec, config.rec_val_idx, classes, False)
 
 
 def training_data(config, ctx, num_parts=1, part_index=0):
     """The :class:`TrainingData` of ``config`` for worker ``part_index`` of ``num_parts``,
-    the training set checked first."""
-    found, count = _training_set(config, num_parts)
+    the training and validation sets checked first.
+
+    With several workers MXNet gives each ``ceil(N / num_parts)`` records of the
+    indexed .rec (the last worker the rest), and every worker takes
+    ``ceil(ceil(N / num_parts) / batch)`` full batches: a shorter shard wraps around.
+    """
+    found, count = _training_set(config)
     classes = config.classes or found
+    _check_validation_set(config, classes)
     batch_total = config.batch_size * len(ctx)
+    share = math.ceil(count / num_parts)
+    if num_parts > 1:
+        if config.rec_train and not (config.rec_train_idx or os.path.isfile(
+                os.path.splitext(config.rec_train)[0] + '.idx')):
+            raise DataError('%s: distributed training needs its .idx beside it (each worker '
+                            'reads a share of the records by index)' % config.rec_train)
+        if part_index * share >= count:
+            raise DataError('the training set has %d images: too few for %d workers'
+                            % (count, num_parts))
 
     def train_source(epoch):
         return data_source(config, 'train', batch_total, config.input_size, classes, num_parts,
@@ -224,7 +258,9 @@ def training_data(config, ctx, num_parts=1, part_index=0):
 
     def val_source():
         return data_source(config, 'val', batch_total, config.input_size, classes)
-    return TrainingData(classes, count, math.ceil(count / batch_total), train_source, val_source)
+    validated = not (config.rec_train and not config.rec_val)    # no --rec-val: no validation
+    return TrainingData(classes, share, math.ceil(share / batch_total), train_source,
+                        val_source if validated else None)
 
 
 def _num_workers(options):
@@ -288,8 +324,21 @@ def _paper_figures(config):
     return {'recipe': recipe.name, 'paper_top1': recipe.top1, 'paper_top5': recipe.top5}
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; ``signum`` says which."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
+
+
 def main(argv=None):
-    """Train; exit 0 when done, 1 when the loss diverged, 2 on bad input or checkpoint errors."""
+    """Train; exit 0 when done, 1 when training diverged, 2 on bad input or checkpoint errors,
+    130 / 143 when stopped by SIGINT / SIGTERM (the last complete checkpoint kept)."""
     try:
         config, actions = parse_config(argv)
     except ValueError as err:
@@ -302,14 +351,27 @@ def main(argv=None):
         print(dry_run_report(config))
         return 0
     log = _setup_logging(config)
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT,
+                                                                   signal.SIGTERM)}
     try:
         _, history, rank = run(config)
     except TrainingDiverged as err:
-        log.error('%s', err)
+        log.error('octconv-train: stopped: %s', err)
         return 1
     except (DataError, CheckpointMismatch, checkpoint.CheckpointError, ValueError) as err:
         log.error('octconv-train: error: %s', err)
         return 2
+    except MXNetError as err:
+        log.error('octconv-train: error: MXNet: %s', checkpoint.first_line(err))
+        return 2
+    except KeyboardInterrupt as err:
+        signum = getattr(err, 'signum', signal.SIGINT)
+        log.error('octconv-train: stopped by %s; the last complete checkpoint is %s',
+                  signal.Signals(signum).name, checkpoint.latest(config.save_dir))
+        return 128 + signum
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if history and rank == 0:
         plot_curves(history, os.path.join(config.save_dir, 'curves.png'))
         final = dict(history[-1], **_paper_figures(config))

@@ -18,7 +18,8 @@ from collections import namedtuple
 from .recordio_check import DataError, check_recordio
 
 __all__ = ['Normalization', 'NORMALIZATIONS', 'validation_resize', 'check_once', 'train_iter',
-           'val_iter', 'image_folder_loader', 'batches', 'open_source', 'DataError']
+           'val_iter', 'image_folder_loader', 'batches', 'equal_batches', 'open_source',
+           'DataError']
 
 Normalization = namedtuple('Normalization', ['mean', 'std', 'inter_method'])
 
@@ -168,6 +169,28 @@ def batches(source):
             data, label = data[:valid], label[:valid]
         if valid > 0:
             yield data, label, valid
+
+
+def equal_batches(open_source, steps):
+    """``(data, label, batch size)`` for exactly ``steps`` full batches of fresh passes of
+    ``open_source()`` (a DataIter or DataLoader factory).
+
+    What distributed workers need: each takes the same number of same-size steps.
+    A pass's last batch keeps the iterator's wrap-around padding (those images are
+    trained on twice), and a shard with fewer batches than ``steps`` starts again.
+    """
+    taken = 0
+    while True:
+        empty = True
+        for item in open_source():
+            data, label = (item.data[0], item.label[0]) if hasattr(item, 'data') else item
+            empty = False
+            yield data, label, data.shape[0]
+            taken += 1
+            if taken == steps:
+                return
+        if empty:
+            raise DataError('this worker\'s share of the training data yielded no batch')
 
 
 def open_source(rec=None, idx=None, folder=None, train=False, batch_size=32, input_size=224,

@@ -24,7 +24,7 @@ def list_image_folder(root):
     """``(classes, [(path, label)])`` of a folder-per-class tree, sorted.
 
     Raises :class:`DataError` when ``root`` is missing, has no class folder, a
-    class folder holds no image, or no image at all is found.
+    class folder holds no image, or an image file is empty.
     """
     if not os.path.isdir(root):
         raise DataError('%s: image folder not found' % root)
@@ -38,6 +38,10 @@ def list_image_folder(root):
         if not images:
             raise DataError('%s: class folder %r holds no image (%s)'
                             % (root, name, ', '.join(IMAGE_EXTENSIONS)))
+        for image in images:
+            if os.path.getsize(os.path.join(folder, image)) == 0:
+                raise DataError('%s: the image file is empty (0 bytes)'
+                                % os.path.join(folder, image))
         items.extend((os.path.join(folder, f), label) for f in images)
     return classes, items
 
@@ -59,10 +63,12 @@ def _encode(path, resize, quality):
     return buffer.tobytes()
 
 
-def _write(prefix, items, resize, quality, threads, desc):
-    """Write ``prefix.lst/.rec/.idx`` for ``[(path, label)]``; temporary files until done."""
+def _write(prefix, items, resize, quality, threads, desc, written):
+    """Write ``prefix.lst/.rec/.idx.tmp`` for ``[(path, label)]``, each temporary file's
+    final name appended to ``written`` as soon as the file exists."""
     import mxnet as mx
     from tqdm import tqdm
+    written.extend(prefix + ext for ext in ('.lst', '.idx', '.rec'))
     with open(prefix + '.lst.tmp', 'w') as lst:
         for key, (path, label) in enumerate(items):
             lst.write('%d\t%d\t%s\n' % (key, label, path))
@@ -76,8 +82,6 @@ def _write(prefix, items, resize, quality, threads, desc):
                 writer.write_idx(key, mx.recordio.pack(header, data))
     finally:
         writer.close()
-    for ext in ('.lst', '.rec', '.idx'):
-        os.replace(prefix + ext + '.tmp', prefix + ext)
     return prefix + '.rec'
 
 
@@ -86,28 +90,42 @@ def pack(root, prefix, val_ratio=0.2, resize=0, quality=95, threads=4, seed=0):
 
     The split is stratified: each class gives ``round(val_ratio * n)`` of its
     ``n`` images (at least one when ``val_ratio > 0``) to validation, chosen with
-    ``seed``.
+    ``seed``. Every file is written under a temporary name and renamed into place
+    only when all are complete; on any failure the temporary files are removed and
+    no earlier file of the same names is touched.
     """
     classes, items = list_image_folder(root)
     if not 0 <= val_ratio < 1:
         raise ValueError('val_ratio must be in [0, 1), got %r' % val_ratio)
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    with open(prefix + '_classes.txt', 'w') as handle:
-        handle.write('\n'.join(classes) + '\n')
     if val_ratio == 0:
-        return {'all': _write(prefix, items, resize, quality, threads, 'packing')}
-    rng = random.Random(seed)
-    train, val = [], []
-    for label in range(len(classes)):
-        members = [item for item in items if item[1] == label]
-        rng.shuffle(members)
-        cut = max(1, round(val_ratio * len(members)))
-        val.extend(members[:cut])
-        train.extend(members[cut:])
-    rng.shuffle(train)
-    return {'train': _write(prefix + '_train', train, resize, quality, threads, 'train'),
-            'val': _write(prefix + '_val', sorted(val, key=lambda i: (i[1], i[0])), resize,
-                          quality, threads, 'val')}
+        splits = {'all': (prefix, items, 'packing')}
+    else:
+        rng = random.Random(seed)
+        train, val = [], []
+        for label in range(len(classes)):
+            members = [item for item in items if item[1] == label]
+            rng.shuffle(members)
+            cut = max(1, round(val_ratio * len(members)))
+            val.extend(members[:cut])
+            train.extend(members[cut:])
+        rng.shuffle(train)
+        splits = {'train': (prefix + '_train', train, 'train'),
+                  'val': (prefix + '_val', sorted(val, key=lambda i: (i[1], i[0])), 'val')}
+    written = [prefix + '_classes.txt']
+    try:
+        with open(prefix + '_classes.txt.tmp', 'w') as handle:
+            handle.write('\n'.join(classes) + '\n')
+        result = {split: _write(name, members, resize, quality, threads, desc, written)
+                  for split, (name, members, desc) in splits.items()}
+    except BaseException:
+        for path in written:
+            if os.path.exists(path + '.tmp'):
+                os.remove(path + '.tmp')
+        raise
+    for path in written:
+        os.replace(path + '.tmp', path)
+    return result
 
 
 def main(argv=None):

@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 __all__ = ['Process', 'plan', 'plan_horovod', 'run', 'main']
@@ -100,7 +101,6 @@ class _Rendezvous:
     """Horovod's rendezvous HTTP server, bound to 127.0.0.1 only (horovodrun binds all)."""
 
     def __init__(self, num_workers):
-        import threading
         from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
         from horovod.runner.http.http_server import RendezvousHandler, RendezvousHTTPServer
         self.httpd = RendezvousHTTPServer((LOCALHOST, 0), RendezvousHandler, 0)
@@ -147,12 +147,35 @@ def _stop(processes, grace=5.0):
             p.popen.wait()
 
 
+class _Signalled(Exception):
+    """SIGTERM, SIGINT or SIGHUP reached the launcher."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _forward_signals():
+    """Turn SIGTERM, SIGINT and SIGHUP into :class:`_Signalled` (so that the children are
+    stopped before the launcher exits); returns the previous handlers. Only the main
+    thread can set handlers: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def raise_signalled(signum, frame):
+        raise _Signalled(signum)
+    return {sig: signal.signal(sig, raise_signalled)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+
+
 def run(command, num_workers, num_servers=1, hosts=None, launcher='local', timeout=None,
         log=None, port=None, mode='ps'):
-    """Start everything, wait for the workers; returns 0, or 1 naming a failed worker.
+    """Start everything, wait for the workers; returns 0, 1 naming a failed worker, or
+    128 + N when signal N (SIGTERM, SIGINT, SIGHUP) stopped the run.
 
     ``mode`` 'ps': ps-lite scheduler, servers and workers; 'horovod': Horovod Gloo
-    workers on this machine. Every process is stopped before returning, whatever happens.
+    workers on this machine. Every process is stopped before returning, whatever happens:
+    SIGTERM to each process group, then SIGKILL to what is left after a grace period.
     """
     log = log or sys.stderr
     rendezvous = None
@@ -166,6 +189,7 @@ def run(command, num_workers, num_servers=1, hosts=None, launcher='local', timeo
         processes = plan(command, num_workers, num_servers, hosts, port)
     workers = [p for p in processes if p.role == 'worker']
     start = time.time()
+    previous = _forward_signals()
     try:
         for process in processes:
             _start(process, launcher)
@@ -183,10 +207,16 @@ def run(command, num_workers, num_servers=1, hosts=None, launcher='local', timeo
                       % timeout, file=log)
                 return 1
             time.sleep(0.1)
+    except _Signalled as signalled:
+        print('octconv-launch: %s received; stopping every process'
+              % signal.Signals(signalled.signum).name, file=log)
+        return 128 + signalled.signum
     finally:
         _stop(processes)
         if rendezvous is not None:
             rendezvous.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv=None):

@@ -340,9 +340,15 @@ def _ints2(value, what, name):
 
 
 def downsample(F, x, name=None):
-    """2x2 stride-2 average pooling, ceil convention: (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2))."""
+    """2x2 stride-2 average pooling, ceil convention: (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2)).
+
+    An odd side pads one row or column, left out of the average. Inside
+    :func:`assume_even_sizes` nothing is padded and the padding-inclusive average
+    (the same numbers) is used: MKLDNN trains the padding-exclusive one in its
+    inference mode and logs "training with prop_kind is forward_scoring" for it.
+    """
     return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
-                     pooling_convention='full', count_include_pad=False, name=name)
+                     pooling_convention='full', count_include_pad=_skip_crops(), name=name)
 
 
 def upsample_like(F, x, like, name=None):

@@ -1,10 +1,11 @@
 """Check RecordIO image files before MXNet's C++ iterator reads them.
 
 ``mx.io.ImageRecordIter`` takes the whole process down on a bad file (a missing
-.idx segfaults, a truncated record or a wrong magic number aborts, an
-undecodable image with ``resize`` raises SIGFPE). :func:`check_recordio` scans
-the framing in Python first and raises :class:`DataError` naming the file, the
-record index and the byte offset of the first problem.
+.idx segfaults, a truncated record or a wrong magic number aborts, a payload
+that is not an image raises SIGFPE). :func:`check_recordio` scans the framing
+in Python first, and that every payload starts with the signature of an image
+format OpenCV decodes, and raises :class:`DataError` naming the file, the record
+index and the byte offset of the first problem.
 
 Format: each record is ``uint32 magic 0xced7230a``, ``uint32 lrecord`` (upper 3
 bits: continuation flag, lower 29: length), the payload, and zero padding to 4
@@ -18,6 +19,11 @@ __all__ = ['DataError', 'RecordInfo', 'check_recordio', 'read_index', 'MAGIC']
 
 MAGIC = 0xced7230a
 _HEADER = struct.Struct('<IfQQ')
+# Leading bytes of the encodings OpenCV decodes: JPEG, PNG, BMP, TIFF (both byte orders),
+# WebP (RIFF....WEBP), JPEG 2000, and the binary/ASCII PNM formats.
+_IMAGE_SIGNATURES = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'BM', b'II*\x00', b'MM\x00*',
+                     b'\x00\x00\x00\x0cjP  ', b'\xff\x4f\xff\x51', b'P1', b'P2', b'P3', b'P4',
+                     b'P5', b'P6')
 _LENGTH_MASK = (1 << 29) - 1
 
 
@@ -98,7 +104,9 @@ def check_recordio(rec_path, idx_path=None, num_classes=None, decode=False):
     """
     for path, what in ((rec_path, '.rec'), (idx_path, '.idx')):
         if path is not None and not os.path.isfile(path):
-            raise DataError('%s: %s file not found' % (path, what))
+            raise DataError('%s: %s %s' % (path, what, 'is not a regular file (a directory, '
+                                                       'FIFO or device)' if os.path.exists(path)
+                                           else 'file not found'))
     size = os.path.getsize(rec_path)
     if size == 0:
         raise DataError('%s: the file is empty' % rec_path)
@@ -115,10 +123,16 @@ def check_recordio(rec_path, idx_path=None, num_classes=None, decode=False):
             starts.add(start)
             count += 1
     if idx_path is not None:
+        seen = {}
         for key, offset in read_index(idx_path, size).items():
             if offset not in starts:
                 raise DataError('%s: record %d points at byte %d, which is not the start of a '
                                 'record in %s' % (idx_path, key, offset, rec_path))
+            if offset in seen:
+                raise DataError('%s: records %d and %d both point at byte %d of %s; each key '
+                                'must name its own record' % (idx_path, seen[offset], key,
+                                                               offset, rec_path))
+            seen[offset] = key
     return RecordInfo(rec_path, count, labels, size)
 
 
@@ -140,6 +154,11 @@ def _check_image_record(payload, path, index, offset, num_classes, decode):
                         % (where, label, num_classes))
     if len(payload) == body:
         raise DataError('%s: the record holds no image' % where)
+    image = payload[body:body + 12]
+    webp = image[:4] == b'RIFF' and image[8:12] == b'WEBP'
+    if not (image.startswith(_IMAGE_SIGNATURES) or webp):
+        raise DataError('%s: the payload is not an encoded image (it starts with %r); MXNet\'s '
+                        'iterator would crash on it' % (where, image[:8]))
     if decode:
         import cv2
         import numpy as np
