@@ -1,19 +1,28 @@
-# The two commands of the README. Both build .venv from this repository's own files.
+# The two commands of the README. Both build a virtual environment from this repository's
+# own files, with PYTHON (python3 unless given: make demo PYTHON=python3.12).
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
+SUPPORTED := 3.11, 3.12 or 3.13
 
-.PHONY: demo test venv fresh-venv
+.PHONY: demo test smoke venv fresh-venv check-python
 
-venv:
+check-python:
+	@$(PYTHON) -c 'import sys; v = sys.version_info; print("Python %d.%d.%d (%s)" % (v[0], v[1], v[2], sys.executable)); sys.exit(0 if (3, 11) <= v[:2] <= (3, 13) else 1)' \
+		|| { echo "octconv needs Python $(SUPPORTED) (PYTHON=$(PYTHON) is not one); pick one with e.g. make demo PYTHON=python3.12"; exit 2; }
+
+# A venv made by another Python is made anew.
+venv: check-python
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" != "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" ]; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet '.[test]'
 
-fresh-venv:
+fresh-venv: check-python
 	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet '.[test]'
 
 # Train Oct-ResNet-26 (ratio 0.25) on the embedded demo digits, score it, count its FLOPs.
+# The digits are 32x32: the demo passes its own size, epochs and learning rate.
 DEMO := runs/demo
 demo: venv
 	rm -rf $(DEMO)
@@ -25,3 +34,14 @@ demo: venv
 
 test: fresh-venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider test
+
+# A short run for the other supported Pythons (CI): Eq. 4 in both APIs with gradients,
+# training in both APIs, one training run on the demo digits scored by octconv-score,
+# the ONNX exports in onnxruntime.
+SMOKE := test/test_octave_helper.py \
+	test/test_train.py::test_loss_decreases_on_repeated_batches \
+	test/test_recipes.py::test_a_recipe_run_scores_exactly_as_it_was_validated \
+	test/test_gluon_models.py::test_onnx_export_runs_in_onnxruntime_with_the_same_outputs \
+	test/test_deploy.py::test_export_onnx_runs_in_onnxruntime_with_the_same_outputs
+smoke: fresh-venv
+	$(VENV)/bin/pytest -q -p no:cacheprovider $(SMOKE)

@@ -4,6 +4,18 @@ from setuptools.command.build_py import build_py
 
 SUBPACKAGES = ('symbol', 'gluon', 'train', 'utils')
 
+# One set of pins for Python 3.11, 3.12 and 3.13. mxnet 1.9.1 needs numpy < 2 (and the
+# shim in _compat.py from numpy 1.24 on); numpy 1.26.4 has no wheel for 3.13 and is built
+# there from its source. Every package below has wheels for 3.11-3.13 that take numpy
+# 1.26; unpinned, GluonCV's requirements pull releases that need numpy 2.
+INSTALL_REQUIRES = [
+    'mxnet==1.9.1', 'numpy==1.26.4', 'gluoncv==0.10.5.post0', 'opencv-python==4.11.0.86',
+    'scipy==1.15.3', 'matplotlib==3.10.9', 'contourpy==1.3.2', 'pandas==2.3.3',
+    'pillow==13.0.0', 'scikit-learn==1.5.2', 'tqdm==4.70.1',
+    'setuptools==75.8.0; python_version >= "3.12"',     # provides distutils, which mxnet imports
+]
+ONNX = ['onnx==1.16.2; python_version < "3.13"', 'onnx==1.18.0; python_version >= "3.13"']
+
 
 class BuildPy(build_py):
     """Leave ``setup.py`` out of the ``octconv`` package (the repo root is its folder)."""
@@ -20,15 +32,13 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     license='MIT',
-    python_requires='>=3.8,<3.12',
+    python_requires='>=3.11,<3.14',
     packages=['octconv'] + ['octconv.' + name for name in SUBPACKAGES],
     package_dir=dict({'octconv': '.'}, **{'octconv.' + name: name for name in SUBPACKAGES}),
-    install_requires=['mxnet==1.9.1', 'numpy==1.23.5', 'gluoncv==0.10.5.post0', 'matplotlib',
-                      'tqdm', 'scikit-learn==1.5.2'],
-    extras_require={'onnx': ['onnx==1.16.2', 'onnxruntime==1.22.1'],
-                    'openvino': ['onnx==1.16.2', 'openvino==2026.4.1'],
-                    'test': ['pytest', 'onnx==1.16.2', 'onnxruntime==1.22.1',
-                             'openvino==2026.4.1']},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={'onnx': ONNX + ['onnxruntime==1.22.1'],
+                    'openvino': ONNX + ['openvino==2026.4.1'],
+                    'test': ['pytest==9.2.0', 'onnxruntime==1.22.1', 'openvino==2026.4.1'] + ONNX},
     entry_points={'console_scripts': [
         'octconv-flops = octconv.utils.flops:main',
         'octconv-summary = octconv.utils.summary:main',

@@ -3,6 +3,8 @@ demo-digit RecordIO files."""
 import json
 import pathlib
 
+import octconv  # noqa: F401  (first: its numpy shim lets mxnet 1.9.1 import on numpy 1.26)
+
 DATA = pathlib.Path(__file__).parent / 'data'
 
 

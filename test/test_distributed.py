@@ -23,8 +23,8 @@ WORKER = textwrap.dedent('''
 # The same training in one process on two devices, each fed one worker's shard.
 SINGLE = textwrap.dedent('''
     import sys
-    import mxnet as mx
     from octconv.train import fit, train_imagenet
+    import mxnet as mx
     from octconv.utils import data
     rec, out = sys.argv[1], sys.argv[2]
     config, _ = train_imagenet.parse_config(sys.argv[3:])

@@ -65,7 +65,8 @@ def plan(command, num_workers, num_servers, hosts=None, port=None, python=None):
     python = python or sys.executable
     base = {'DMLC_PS_ROOT_URI': root, 'DMLC_PS_ROOT_PORT': str(port),
             'DMLC_NUM_SERVER': str(num_servers), 'DMLC_NUM_WORKER': str(num_workers)}
-    serve = [python, '-c', 'import mxnet']          # importing mxnet runs the server loop
+    # importing mxnet runs the server loop; octconv first, for its numpy shim (_compat.py)
+    serve = [python, '-c', 'import octconv, mxnet']
     processes = [Process('scheduler', 0, root, dict(base, DMLC_ROLE='scheduler',
                                                      DMLC_NODE_HOST=root), serve)]
     for index in range(num_servers):
