@@ -14,7 +14,10 @@ INSTALL_REQUIRES = [
     'pillow==13.0.0', 'scikit-learn==1.5.2', 'tqdm==4.70.1',
     'setuptools==75.8.0; python_version >= "3.12"',     # provides distutils, which mxnet imports
 ]
+# onnx has no 3.13 wheel before 1.18, whose files (IR 11) need onnxruntime 1.23 to load.
 ONNX = ['onnx==1.16.2; python_version < "3.13"', 'onnx==1.18.0; python_version >= "3.13"']
+ONNXRUNTIME = ['onnxruntime==1.22.1; python_version < "3.13"',
+               'onnxruntime==1.23.2; python_version >= "3.13"']
 
 
 class BuildPy(build_py):
@@ -36,9 +39,9 @@ setup(
     packages=['octconv'] + ['octconv.' + name for name in SUBPACKAGES],
     package_dir=dict({'octconv': '.'}, **{'octconv.' + name: name for name in SUBPACKAGES}),
     install_requires=INSTALL_REQUIRES,
-    extras_require={'onnx': ONNX + ['onnxruntime==1.22.1'],
+    extras_require={'onnx': ONNX + ONNXRUNTIME,
                     'openvino': ONNX + ['openvino==2026.4.1'],
-                    'test': ['pytest==9.2.0', 'onnxruntime==1.22.1', 'openvino==2026.4.1'] + ONNX},
+                    'test': ['pytest==9.2.0', 'openvino==2026.4.1'] + ONNX + ONNXRUNTIME},
     entry_points={'console_scripts': [
         'octconv-flops = octconv.utils.flops:main',
         'octconv-summary = octconv.utils.summary:main',
