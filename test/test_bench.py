@@ -3,7 +3,10 @@ import json
 import os
 import tempfile
 
+import mxnet as mx
+
 from octconv.utils import bench, flops
+from octconv.utils import machine as machine_module
 from octconv.gluon import get_model
 
 
@@ -25,6 +28,28 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
             flops.count_block(get_model('mobilenet_v1_075', ratio=0.), shape).flops)
     assert abs(octave['flop_ratio'] - want) < 1e-12
     assert octave['train_ms'] > 0 and octave['peak_extra_mb'] >= 0 and octave['b2_images_per_s'] > 0
+
+
+def test_every_figure_names_its_machine(capsys):
+    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
+                       '--train-batch', '0', '--input-size', '32', '--repeats', '1',
+                       '--warmup', '1', '--variants', 'as-built', '--threads', '1']) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [json.loads(l) for l in out if l.startswith('{')]
+    with open('/proc/cpuinfo') as handle:
+        cpuinfo = handle.read()
+    model_name = next(l.split(':', 1)[1].strip() for l in cpuinfo.splitlines()
+                      if l.startswith('model name'))
+    flags = next(l.split(':', 1)[1].split() for l in cpuinfo.splitlines()
+                 if l.startswith('flags'))
+    for row in rows:
+        machine = row['machine']
+        assert machine['model_name'] == model_name and machine['threads'] == 1
+        assert machine['isa'] == [f for f in machine_module.ISA_FLAGS if f in flags]
+        assert machine['onednn'].startswith('v') and machine['onednn_isa']
+        assert machine['mxnet'] == mx.__version__
+    header = next(l for l in out if l.startswith('machine: '))
+    assert model_name in header and machine['onednn'] in header and '1 threads' in header
 
 
 def test_bench_runs_symbol_networks_in_both_graphs(capsys):

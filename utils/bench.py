@@ -20,7 +20,9 @@ exporter writes them (weights made constants) and through
 latter in OpenVINO, in float32. Both time the files in a child process that does
 not load MXNet, with one file open at a time (each opened for its turn in every
 round) and the runtime's default threading. Results print as a table and as JSON
-lines.
+lines; both name the machine (CPU, ISA flags, threads, oneDNN version and the ISA
+it runs, runtime versions: :mod:`octconv.utils.machine`), since speed ratios differ a
+lot between CPU families.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
 import argparse
@@ -30,6 +32,7 @@ import statistics
 import sys
 import time
 
+from .machine import describe_machine, machine_line
 from .onnx_export import export_onnx, onnx_weights_as_constants
 from .octave import GRAPHS, use_graph
 
@@ -374,8 +377,10 @@ def main(argv=None):
     vanilla = [c for c in candidates if c.ratio == 0]
     best = {b: min(statistics.median(c.times[b]) for c in vanilla) for b in args.batch_sizes}
     vanilla_train = [statistics.median(c.train_times) for c in vanilla if c.train_times]
+    machine = describe_machine(args.threads, _runtime_versions(args.runtime, mx))
     print('%s %s at %dpx, %d threads, %s, median of %d interleaved runs'
           % (args.api, args.model, args.input_size, args.threads, args.runtime, args.repeats))
+    print('machine: ' + machine_line(machine))
     head = '%-36s %8s' % ('model', 'FLOPs') + ''.join(
         '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) + \
         '%12s %7s %9s' % ('train ms', 'ratio', '+peak MB')
@@ -384,7 +389,8 @@ def main(argv=None):
     for cand in candidates:
         row = {'model': args.model, 'api': args.api, 'runtime': args.runtime,
                'variant': cand.label, 'ratio': cand.ratio,
-               'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_extra_mb': cand.peak}
+               'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_extra_mb': cand.peak,
+               'machine': machine}
         line = '%-36s %8.3f' % (cand.label, row['flop_ratio'])
         for batch in args.batch_sizes:
             ms = statistics.median(cand.times[batch]) * 1000
@@ -404,6 +410,19 @@ def main(argv=None):
     for row in rows:
         print(json.dumps(row))
     return 0
+
+
+def _runtime_versions(runtime, mx):
+    """``{package: version}`` of MXNet and the runtime timed (read without loading it when
+    it runs in the child process: its distribution's metadata)."""
+    from importlib import metadata
+    versions = {'mxnet': mx.__version__}
+    if runtime != 'mxnet':
+        try:
+            versions[runtime] = metadata.version(runtime)
+        except metadata.PackageNotFoundError:
+            versions[runtime] = None
+    return versions
 
 
 if __name__ == '__main__':
