@@ -4,6 +4,6 @@ Subpackages: ``octconv.symbol`` (Symbol-API networks), ``octconv.gluon``
 (Gluon blocks and models), ``octconv.train`` (training and scoring scripts),
 ``octconv.utils`` (the shared octave-op helper and tools).
 """
-from . import _compat  # noqa: F401  (before any mxnet import: numpy.bool for mxnet 1.9.1)
+import octconv._compat  # noqa: F401  (before any mxnet import: numpy.bool for mxnet 1.9.1)
 
 __version__ = '0.1.0'

@@ -6,16 +6,12 @@ from mxnet.gluon.block import HybridBlock
 
 from ..utils.octave import (assume_even_sizes, check_ratio, crops_are_noops, graph_mode,
                              split_channels, use_graph)
+from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_file
 from .nn import Adapter
 
 __all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'read_parameter_file',
-           'check_parameters',
-           'octave_channels', 'trainable_parameters',
+           'check_parameters', 'octave_channels', 'batchnorm_kwargs', 'trainable_parameters',
            'global_pool']
-
-
-class CheckpointMismatch(ValueError):
-    """A parameter file that does not belong to this model, ratio or options."""
 
 
 def octave_channels(channels, ratio):
@@ -23,41 +19,12 @@ def octave_channels(channels, ratio):
     return tuple(c if c > 0 else -1 for c in split_channels(channels, ratio))
 
 
-def read_parameter_file(filename):
-    """``{name: NDArray}`` of an MXNet parameter file, ``arg:``/``aux:`` prefixes removed.
-
-    Raises :class:`CheckpointMismatch` when the file is not a parameter file.
-    """
-    try:
-        loaded = mx.nd.load(filename)
-    except mx.MXNetError as err:
-        raise CheckpointMismatch('%s: not an MXNet parameter file (%s)'
-                                 % (filename, str(err).splitlines()[0])) from None
-    if not isinstance(loaded, dict):
-        raise CheckpointMismatch('%s holds no named parameters' % filename)
-    return {k.split(':', 1)[-1]: v for k, v in loaded.items()}
-
-
-def check_parameters(loaded, expected, model, source, allow_missing=False, ignore_extra=False):
-    """Compare ``loaded`` parameters (read from ``source``) with ``expected`` = ``{name: shape}``.
-
-    Raises :class:`CheckpointMismatch` naming ``model``, ``source`` and the first
-    parameter that is missing, unexpected or of another shape.
-    """
-    where = '%s cannot load %s' % (model, source)
-    for name in sorted(expected):
-        if name not in loaded:
-            if not allow_missing:
-                raise CheckpointMismatch('%s: parameter %s is missing from the file'
-                                         % (where, name))
-        elif tuple(loaded[name].shape) != tuple(expected[name]):
-            raise CheckpointMismatch('%s: parameter %s has shape %s in the file, the model '
-                                     'needs %s' % (where, name, tuple(loaded[name].shape),
-                                                   tuple(expected[name])))
-    extra = sorted(set(loaded) - set(expected))
-    if extra and not ignore_extra:
-        raise CheckpointMismatch('%s: the file has parameter %s, which the model does not have'
-                                 % (where, extra[0]))
+def batchnorm_kwargs(norm_kwargs, use_global_stats):
+    """BatchNorm keyword arguments of a model: ``norm_kwargs`` plus ``use_global_stats``."""
+    kwargs = dict(norm_kwargs or {})
+    if use_global_stats:
+        kwargs['use_global_stats'] = True
+    return kwargs
 
 
 def global_pool(F, x):

@@ -7,11 +7,10 @@ last stage runs at ratio 0.
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..symbol.densenet import STAGES
 from ..utils.octave import concat_channels
+from ..utils.stages import DENSENET_STAGES as STAGES
 from . import nn as octave
-from .base import OctaveModel, global_pool, octave_channels
-from .resnet import _norm_kwargs
+from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels
 
 __all__ = ['DenseLayer', 'Transition', 'DenseNet', 'densenet121', 'densenet161', 'densenet169',
            'densenet201']
@@ -70,7 +69,7 @@ class DenseNet(OctaveModel):
     def __init__(self, model_name, depth, ratio=0., classes=1000, final_drop=0.,
                  norm_kwargs=None, use_global_stats=False, prefix=''):
         super().__init__(model_name, ratio, prefix)
-        norm_kwargs = _norm_kwargs(norm_kwargs, use_global_stats)
+        norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         width, growth, units = STAGES[depth]
         ratios = (self.ratio, self.ratio, self.ratio, 0.)
         with self.name_scope():

@@ -7,8 +7,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
 from . import nn as octave
-from .base import OctaveModel, global_pool, octave_channels
-from .resnet import _norm_kwargs, _sum_pairs
+from ..utils.octave import sum_pairs
+from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels
 
 __all__ = ['DepthwiseSeparable', 'InvertedResidual', 'MobileNetV1', 'MobileNetV2',
            'mobilenet_v1_075', 'mobilenet_v1_100', 'mobilenet_v2_100', 'mobilenet_v2_1125']
@@ -83,7 +83,7 @@ class InvertedResidual(HybridBlock):
         out = self.relu1(*self.bn1(*self.conv1(*x)))
         out = self.relu2(*self.bn2(*self.conv2(*out)))
         out = self.bn3(*self.conv3(*out))
-        return _sum_pairs(out, x) if self.use_shortcut else out
+        return sum_pairs(out, x) if self.use_shortcut else out
 
 
 def _plain_stem(channels, activation, norm_kwargs):
@@ -109,7 +109,7 @@ class MobileNetV1(OctaveModel):
     def __init__(self, model_name, multiplier, ratio=0., classes=1000, final_drop=0.,
                  norm_kwargs=None, use_global_stats=False, prefix=''):
         super().__init__(model_name, ratio, prefix)
-        norm_kwargs = _norm_kwargs(norm_kwargs, use_global_stats)
+        norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         width = lambda values: [int(v * multiplier) for v in values]
         dw_channels = width([32, 64] + [128] * 2 + [256] * 2 + [512] * 6 + [1024])
         pw_channels = width([64] + [128] * 2 + [256] * 2 + [512] * 6 + [1024] * 2)
@@ -146,7 +146,7 @@ class MobileNetV2(OctaveModel):
     def __init__(self, model_name, multiplier, ratio=0., classes=1000, final_drop=0.,
                  last_gamma=False, norm_kwargs=None, use_global_stats=False, prefix=''):
         super().__init__(model_name, ratio, prefix)
-        norm_kwargs = _norm_kwargs(norm_kwargs, use_global_stats)
+        norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         in_channels = [int(multiplier * c) for c in
                        [32] + [16] + [24] * 2 + [32] * 3 + [64] * 4 + [96] * 3 + [160] * 3]
         mid_channels = [t * c for t, c in zip([1] + [6] * 16, in_channels)]

@@ -9,9 +9,9 @@ bottleneck. The last stage always runs at ratio 0. Units are named
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import activation
+from ..utils.octave import activation, sum_pairs
 from . import nn as octave
-from .base import OctaveModel, global_pool, octave_channels
+from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels
 
 __all__ = ['BottleneckV1', 'BottleneckV2', 'BigLittleStem', 'ResNetV1', 'ResNetV2',
            'resnet50_v1b', 'resnext50_32x4d_v1b', 'resnet152_v1e', 'resnet152_v1f',
@@ -19,10 +19,6 @@ __all__ = ['BottleneckV1', 'BottleneckV2', 'BigLittleStem', 'ResNetV1', 'ResNetV
 
 MIDS = (64, 128, 256, 512)
 OUTS = (256, 512, 1024, 2048)
-
-
-def _sum_pairs(a, b):
-    return tuple(x if y is None else y if x is None else x + y for x, y in zip(a, b))
 
 
 def _add_bottleneck_convs(block, in_planes, mid_planes, out_planes, groups, strides, down_pos):
@@ -99,7 +95,7 @@ class BottleneckV1(HybridBlock):
         if self.project:
             shortcut = self.bn4a(*x) if self.extra_bn else x
             shortcut = self.bn4(*self.conv4(*shortcut))
-        return self.relu3(*_sum_pairs(out, shortcut))
+        return self.relu3(*sum_pairs(out, shortcut))
 
 
 class BottleneckV2(HybridBlock):
@@ -135,7 +131,7 @@ class BottleneckV2(HybridBlock):
         if self.se_block is not None:
             out = self.se_block(*out)
         shortcut = self.conv4(*self.relu4(*self.bn4(*x))) if self.project else x
-        return _sum_pairs(out, shortcut)
+        return sum_pairs(out, shortcut)
 
 
 class BigLittleStem(HybridBlock):
@@ -191,13 +187,6 @@ def _stem(width, deep_stem, big_little, norm_kwargs):
     return stem
 
 
-def _norm_kwargs(norm_kwargs, use_global_stats):
-    kwargs = dict(norm_kwargs or {})
-    if use_global_stats:
-        kwargs['use_global_stats'] = True
-    return kwargs
-
-
 class _ResNet(OctaveModel):
     """Stem, four stages of bottlenecks at ratios (r, r, r, 0), head."""
 
@@ -208,7 +197,7 @@ class _ResNet(OctaveModel):
                  last_gamma=False, final_drop=0., norm_kwargs=None, use_global_stats=False,
                  prefix=''):
         super().__init__(model_name, ratio, prefix)
-        norm_kwargs = _norm_kwargs(norm_kwargs, use_global_stats)
+        norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         stage_ratios = (self.ratio, self.ratio, self.ratio, 0.)
         with self.name_scope():
             self.conv1 = _stem(64, deep_stem, big_little, norm_kwargs)

@@ -2,17 +2,14 @@
 
 The last transition and dense stage always run at ratio 0.
 """
+from ..utils.stages import DENSENET_STAGES
 from .blocks import Connector, DenseBlock
 from .head import check_depth, classifier, data_input, float32_output, softmax_output
 from .ops import as_pair, check_ratio, plain, single
 
 __all__ = ['STAGES', 'get_before_pool', 'get_linear', 'get_symbol']
 
-# depth -> (stem width, growth rate, dense layers in stages 2, 3, 4, 5)
-STAGES = {121: (64, 32, (6, 12, 24, 16)),
-          161: (96, 48, (6, 12, 36, 24)),
-          169: (64, 32, (6, 12, 32, 32)),
-          201: (64, 32, (6, 12, 48, 32))}
+STAGES = DENSENET_STAGES
 
 
 def get_before_pool(depth, ratio=-1, use_fp16=False):

@@ -5,8 +5,9 @@ import tempfile
 
 import mxnet as mx
 
-from octconv.utils import bench, flops
-from octconv.utils import machine as machine_module
+from octconv.train import bench
+from octconv.train import machine as machine_module
+from octconv.utils import flops
 from octconv.gluon import get_model
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from octconv.gluon import get_model
-from octconv.train import score
+from octconv.train import evaluate, score
 from octconv.utils import data, demo_data, im2rec
 from octconv.utils.recordio_check import DataError, check_recordio
 
@@ -106,7 +106,7 @@ def test_score_counts_every_image_once_and_matches_numpy(packed):
     net = get_model('mobilenet_v1_075', ratio=0.375, classes=3)
     net.initialize(mx.init.Xavier(magnitude=3))
     source = data.val_iter(packed + '_val.rec', None, batch_size=4, input_size=32)
-    result = score.score(net, source, progress=False)
+    result = evaluate.score(net, source, progress=False)
     assert result['images'] == 6
     one_by_one = data.val_iter(packed + '_val.rec', None, batch_size=1, input_size=32)
     hits = [int(np.argmax(net(x).asnumpy()) == int(y.asscalar()))
@@ -117,7 +117,7 @@ def test_score_counts_every_image_once_and_matches_numpy(packed):
 
 def test_topk_against_hand_values():
     logits = np.array([[0.1, 0.9, 0.0], [0.8, 0.05, 0.15], [0.2, 0.3, 0.5]])
-    assert score.topk_correct(logits, np.array([1, 2, 0]), k=2) == (1, 2)
+    assert evaluate.topk_correct(logits, np.array([1, 2, 0]), k=2) == (1, 2)
 
 
 def test_score_cli_with_a_gluon_checkpoint(packed, tmp_path, capsys):

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import pack_demo_digits
 from octconv.train import train_imagenet
-from octconv.utils import launch
+from octconv.train import launch
 
 WORKER = textwrap.dedent('''
     import os, sys

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import pack_demo_digits
-from octconv.train import checkpoint, score, train_imagenet
-from octconv.utils import demo_data, im2rec, launch
+from octconv.train import checkpoint, launch, score, train_imagenet
+from octconv.utils import demo_data, im2rec
 
 
 @pytest.fixture(scope='module')
@@ -159,7 +159,7 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
               'open(os.path.join(%r, str(os.getpid())), "w").close()\n'
               'time.sleep(600)  # %s\n' % (str(started), marker))
     started.mkdir()
-    code, _, err = _cli('octconv.utils.launch', '-n', '2', '-s', '1', '--', sys.executable,
+    code, _, err = _cli('octconv.train.launch', '-n', '2', '-s', '1', '--', sys.executable,
                         '-c', worker, timeout=60,
                         signal_after=(lambda: len(os.listdir(started)) >= 2, signal.SIGTERM),
                         env={'OCTCONV_FAULT_MARKER': marker})    # inherited by every child

@@ -8,7 +8,8 @@ import pytest
 
 import octconv.symbol as S
 from octconv.gluon import get_model
-from octconv.utils import flops, paper, plot_ablation, summary
+from octconv.train import flops_report, plot_ablation, summary
+from octconv.utils import flops, paper
 from octconv.utils.octave import octave_conv, plan_octave_conv, split_channels
 
 
@@ -89,18 +90,18 @@ def test_layer_names_group_octave_paths():
 
 
 def test_cli_json_and_errors(capsys):
-    assert flops.main(['--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375',
+    assert flops_report.main(['--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375',
                        '--json']) == 0
     line = json.loads(capsys.readouterr().out)
     assert set(line) >= {'params', 'flops', 'macs'} and line['params'] == 2585560
-    assert flops.main(['--network', 'resnetv2', '--depth', '51']) == 2
+    assert flops_report.main(['--network', 'resnetv2', '--depth', '51']) == 2
     assert 'no depth 51' in capsys.readouterr().err
-    assert flops.main(['--network', 'resnetv2', '--depth', '26', '--per-layer']) == 0
+    assert flops_report.main(['--network', 'resnetv2', '--depth', '26', '--per-layer']) == 0
     assert 'L2_B01_conv2_conv' in capsys.readouterr().out
 
 
 def test_cli_paper_tables_as_json(capsys):
-    assert flops.main(['--paper', '--json']) == 0
+    assert flops_report.main(['--paper', '--json']) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == len(paper.TABLE_A) + len(paper.TABLE_B)
     assert all(abs(r['flops_diff']) <= 0.01 for r in rows if r['table'] == 'B')

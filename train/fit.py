@@ -21,7 +21,7 @@ from ..gluon import get_model
 from ..utils.data import DataError, batches, equal_batches
 from . import checkpoint, preprocessing
 from .schedule import make_lr_scheduler
-from .score import num_images, score
+from .evaluate import num_images, score
 from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'TrainingData', 'INITIALIZERS', 'build_network', 'fit',

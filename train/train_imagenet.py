@@ -24,9 +24,9 @@ import sys
 
 from mxnet.base import MXNetError
 
-from ..utils.cli import add_data_args, add_device_args, add_model_args, contexts, data_source
+from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from ..utils.data import DataError
-from ..gluon.base import CheckpointMismatch
+from ..utils.params import CheckpointMismatch
 from . import checkpoint
 from .config import RunConfig, resolve, typed_flags
 from .fit import INITIALIZERS, TrainingData, TrainingDiverged, epoch_seed, fit

@@ -48,7 +48,7 @@ __all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
            'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
            'downsample', 'upsample_like', 'half_grid', 'octave_pool',
            'GRAPHS', 'graph_mode', 'use_graph', 'assume_even_sizes', 'crops_are_noops',
-           'add', 'activation', 'concat_channels', 'UNCOUNTED']
+           'add', 'activation', 'sum_pairs', 'concat_channels', 'UNCOUNTED']
 
 GRAPHS = ('optimized', 'straightforward')
 _settings = threading.local()
@@ -138,6 +138,11 @@ def activation(F, x, act_type='relu', counted=True, name=None):
     if not counted and getattr(F, '__name__', '').endswith('symbol'):
         kwargs['attr'] = dict(UNCOUNTED)
     return F.Activation(x, act_type='relu', name=name, **kwargs)
+
+
+def sum_pairs(a, b):
+    """The part-wise sum of two ``(high, low)`` pairs; an absent part (None) adds nothing."""
+    return tuple(x if y is None else y if x is None else x + y for x, y in zip(a, b))
 
 
 def concat_channels(F, parts, name=None):

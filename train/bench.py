@@ -21,7 +21,7 @@ latter in OpenVINO, in float32. Both time the files in a child process that does
 not load MXNet, with one file open at a time (each opened for its turn in every
 round) and the runtime's default threading. Results print as a table and as JSON
 lines; both name the machine (CPU, ISA flags, threads, oneDNN version and the ISA
-it runs, runtime versions: :mod:`octconv.utils.machine`), since speed ratios differ a
+it runs, runtime versions: :mod:`octconv.train.machine`), since speed ratios differ a
 lot between CPU families.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
@@ -33,8 +33,8 @@ import sys
 import time
 
 from .machine import describe_machine, machine_line
-from .onnx_export import export_onnx, onnx_weights_as_constants
-from .octave import GRAPHS, use_graph
+from ..utils.octave import GRAPHS, use_graph
+from ..utils.onnx_export import export_onnx, onnx_weights_as_constants
 
 __all__ = ['main', 'VARIANTS']
 
@@ -78,8 +78,8 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
     batch size, so that no shape ever changes."""
     from ..gluon import get_model
     from ..symbol import get_linear
-    from ..train.fit import default_initializers
-    from .deploy import for_inference
+    from ..utils.deploy import for_inference
+    from .fit import default_initializers
     size = args.input_size
 
     def build(static_shape=True):
@@ -208,7 +208,7 @@ def _time_onnx_files(args, ratios, mx):
         plan_path = os.path.join(folder, 'plan.json')
         with open(plan_path, 'w') as handle:
             json.dump(plan, handle)
-        subprocess.run([sys.executable, '-m', 'octconv.utils.bench', '--time-files',
+        subprocess.run([sys.executable, '-m', 'octconv.train.bench', '--time-files',
                         plan_path], check=True)
         with open(plan_path + '.times') as handle:
             timed = json.load(handle)
@@ -294,7 +294,7 @@ def _openvino_opener(args):
 def _flop_ratio(args, ratio):
     from ..gluon import get_model
     from ..symbol import get_linear
-    from .flops import count_block, count_symbol
+    from ..utils.flops import count_block, count_symbol
     shape = (1, 3, args.input_size, args.input_size)
     if args.api == 'gluon':
         return count_block(get_model(args.model, ratio=ratio), shape).flops

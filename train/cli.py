@@ -58,7 +58,7 @@ def model_symbol(args):
         return get_linear(args.model or 'resnetv2', args.depth, num_classes=args.classes,
                           ratio=args.ratio), ()
     from ..gluon import get_model
-    from .flops import trace_block
+    from ..utils.flops import trace_block
     kwargs = {'use_se': True} if args.use_se else {}
     return trace_block(get_model(args.model or 'resnet50_v1b', ratio=args.ratio,
                                  classes=args.classes, **kwargs))
@@ -124,8 +124,8 @@ def data_source(args, split, batch_size, input_size, num_classes=None, num_parts
     """The iterator for ``split`` ('train' or 'val') of (batch_size, 3, input_size,
     input_size) images from the data flags of ``args`` (demo data if none)."""
     import os
-    from .data import open_source
-    from .demo_data import demo_records
+    from ..utils.data import open_source
+    from ..utils.demo_data import demo_records
     rec = getattr(args, 'rec_%s' % split, None)
     idx = getattr(args, 'rec_%s_idx' % split, None)
     folder = args.data_dir

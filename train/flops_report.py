@@ -1,0 +1,101 @@
+"""``octconv-flops``: parameters, FLOPs and MACs of a model, or every row of the paper's
+tables beside the published figures; the counting is :mod:`octconv.utils.flops`."""
+import json
+import sys
+
+from ..gluon import get_model
+from ..symbol import get_linear
+from ..utils.flops import count_block, count_symbol
+from ..utils.paper import RESNET50_GFLOPS, TABLE_A, TABLE_B
+from .cli import describe, input_shape, model_symbol, parser_with_model_args
+
+__all__ = ['paper_rows', 'main']
+
+
+def _human(value):
+    for unit, scale in (('G', 1e9), ('M', 1e6), ('K', 1e3)):
+        if abs(value) >= scale:
+            return '%.2f%s' % (value / scale, unit)
+    return str(value)
+
+
+def paper_rows(data_shape=(1, 3, 224, 224)):
+    """Every row of the paper's tables A and B with the counted figures beside the published.
+
+    Yields dicts: ``table``, ``label``, ``ratio``, ``params``, ``flops`` (counted) and
+    ``paper_params`` / ``paper_flops`` with ``params_diff`` / ``flops_diff``
+    (relative) where the paper published a figure.
+    """
+    for row in TABLE_A:
+        counted = count_symbol(get_linear(row.network, row.depth, ratio=row.ratio), data_shape)
+        paper_gflops = RESNET50_GFLOPS.get(row.ratio) if row.label == 'ResNet-50' else None
+        yield _paper_row('A', row.label, row.ratio, counted, None,
+                         None if paper_gflops is None else paper_gflops * 1e9)
+    for row in TABLE_B:
+        net = get_model(row.model, ratio=row.ratio, **({'use_se': True} if row.use_se else {}))
+        yield _paper_row('B', row.label, row.ratio, count_block(net, data_shape),
+                         row.params_m * 1e6, row.flops)
+
+
+def _paper_row(table, label, ratio, counted, paper_params, paper_flops):
+    row = {'table': table, 'label': label, 'ratio': ratio, 'params': counted.params,
+           'flops': counted.flops, 'paper_params': paper_params, 'paper_flops': paper_flops}
+    row['params_diff'] = None if paper_params is None else counted.params / paper_params - 1
+    row['flops_diff'] = None if paper_flops is None else counted.flops / paper_flops - 1
+    return row
+
+
+def _print_paper(rows, out):
+    fmt = '%-5s %-22s %6s %10s %10s %8s %10s %10s %8s'
+    print(fmt % ('table', 'model', 'ratio', 'params', 'paper', 'diff', 'FLOPs', 'paper',
+                 'diff'), file=out)
+    for r in rows:
+        pct = (lambda d: '' if d is None else '%+.2f%%' % (100 * d))
+        print(fmt % (r['table'], r['label'], 'base' if r['ratio'] < 0 else '%g' % r['ratio'],
+                     _human(r['params']), _human(r['paper_params']) if r['paper_params'] else '',
+                     pct(r['params_diff']), _human(r['flops']),
+                     _human(r['paper_flops']) if r['paper_flops'] else '',
+                     pct(r['flops_diff'])), file=out)
+
+
+def main(argv=None):
+    """``octconv-flops``: parameters, FLOPs and MACs of a model, or the paper's tables."""
+    parser = parser_with_model_args('octconv-flops', main.__doc__)
+    parser.add_argument('--per-layer', action='store_true', help='one row per layer')
+    parser.add_argument('--json', action='store_true', help='print JSON lines')
+    parser.add_argument('--paper', action='store_true',
+                        help="every row of the paper's tables A and B beside the published "
+                             'figures (at 1x3x224x224)')
+    args = parser.parse_args(argv)
+    try:
+        if args.paper:
+            rows = list(paper_rows())
+            if args.json:
+                for row in rows:
+                    print(json.dumps(row))
+            else:
+                _print_paper(rows, sys.stdout)
+            return 0
+        symbol, frozen = model_symbol(args)
+        counted = count_symbol(symbol, input_shape(args), frozen=frozen)
+    except ValueError as err:
+        print('octconv-flops: error: %s' % err, file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({'model': describe(args), 'input': list(input_shape(args)),
+                          'params': counted.params, 'flops': counted.flops,
+                          'macs': counted.macs}))
+        return 0
+    if args.per_layer:
+        print('%-40s %-24s %10s %12s %12s' % ('layer', 'ops', 'params', 'FLOPs', 'MACs'))
+        for layer in counted.layers:
+            print('%-40s %-24s %10d %12d %12d' % (layer.name, ','.join(layer.ops), layer.params,
+                                                  layer.flops, layer.macs))
+    print('%s, input %s: params %s, FLOPs %s, MACs %s'
+          % (describe(args), 'x'.join(map(str, input_shape(args))), _human(counted.params),
+             _human(counted.flops), _human(counted.macs)))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
