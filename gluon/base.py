@@ -10,13 +10,24 @@ from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_
 from .nn import Adapter
 
 __all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'read_parameter_file',
-           'check_parameters', 'octave_channels', 'batchnorm_kwargs', 'trainable_parameters',
+           'check_parameters', 'octave_channels', 'batchnorm_kwargs', 'refuse_options',
+           'trainable_parameters',
            'global_pool']
 
 
 def octave_channels(channels, ratio):
     """``(high, low)`` of ``channels`` at ``ratio``, with -1 for an absent part."""
     return tuple(c if c > 0 else -1 for c in split_channels(channels, ratio))
+
+
+def refuse_options(model_name, **options):
+    """ValueError naming ``model_name`` and the first option set to True that it does not
+    have (every model takes the same keyword arguments: those it lacks must stay False)."""
+    for option, value in sorted(options.items()):
+        if value:
+            raise ValueError('%s has no %s variant (%s=True)' % (
+                model_name, {'use_se': 'squeeze-excitation', 'last_gamma': 'zero-init last '
+                             'BatchNorm'}.get(option, option), option))
 
 
 def batchnorm_kwargs(norm_kwargs, use_global_stats):

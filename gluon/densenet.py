@@ -10,7 +10,7 @@ from mxnet.gluon.block import HybridBlock
 from ..utils.octave import concat_channels
 from ..utils.stages import DENSENET_STAGES as STAGES
 from . import nn as octave
-from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels
+from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels, refuse_options
 
 __all__ = ['DenseLayer', 'Transition', 'DenseNet', 'densenet121', 'densenet161', 'densenet169',
            'densenet201']
@@ -67,7 +67,9 @@ class DenseNet(OctaveModel):
     """Octave DenseNet-BC of ``depth`` 121, 161, 169 or 201: (N, 3, H, W) -> (N, classes)."""
 
     def __init__(self, model_name, depth, ratio=0., classes=1000, final_drop=0.,
-                 norm_kwargs=None, use_global_stats=False, prefix=''):
+                 norm_kwargs=None, use_global_stats=False, use_se=False, last_gamma=False,
+                 prefix=''):
+        refuse_options(model_name, use_se=use_se, last_gamma=last_gamma)
         super().__init__(model_name, ratio, prefix)
         norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         width, growth, units = STAGES[depth]

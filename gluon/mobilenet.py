@@ -8,7 +8,7 @@ from mxnet.gluon.block import HybridBlock
 
 from . import nn as octave
 from ..utils.octave import sum_pairs
-from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels
+from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels, refuse_options
 
 __all__ = ['DepthwiseSeparable', 'InvertedResidual', 'MobileNetV1', 'MobileNetV2',
            'mobilenet_v1_075', 'mobilenet_v1_100', 'mobilenet_v2_100', 'mobilenet_v2_1125']
@@ -107,7 +107,9 @@ class MobileNetV1(OctaveModel):
     """
 
     def __init__(self, model_name, multiplier, ratio=0., classes=1000, final_drop=0.,
-                 norm_kwargs=None, use_global_stats=False, prefix=''):
+                 norm_kwargs=None, use_global_stats=False, use_se=False, last_gamma=False,
+                 prefix=''):
+        refuse_options(model_name, use_se=use_se, last_gamma=last_gamma)
         super().__init__(model_name, ratio, prefix)
         norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         width = lambda values: [int(v * multiplier) for v in values]
@@ -144,7 +146,9 @@ class MobileNetV2(OctaveModel):
     """
 
     def __init__(self, model_name, multiplier, ratio=0., classes=1000, final_drop=0.,
-                 last_gamma=False, norm_kwargs=None, use_global_stats=False, prefix=''):
+                 last_gamma=False, norm_kwargs=None, use_global_stats=False, use_se=False,
+                 prefix=''):
+        refuse_options(model_name, use_se=use_se)
         super().__init__(model_name, ratio, prefix)
         norm_kwargs = batchnorm_kwargs(norm_kwargs, use_global_stats)
         in_channels = [int(multiplier * c) for c in

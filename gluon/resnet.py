@@ -11,7 +11,7 @@ from mxnet.gluon.block import HybridBlock
 
 from ..utils.octave import activation, sum_pairs
 from . import nn as octave
-from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels
+from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels, refuse_options
 
 __all__ = ['BottleneckV1', 'BottleneckV2', 'BigLittleStem', 'ResNetV1', 'ResNetV2',
            'resnet50_v1b', 'resnext50_32x4d_v1b', 'resnet152_v1e', 'resnet152_v1f',
@@ -249,9 +249,7 @@ class ResNetV2(_ResNet):
     pre_activation = True
 
     def __init__(self, model_name, layers, last_gamma=False, **kwargs):
-        if last_gamma:
-            raise ValueError('%s: last_gamma has no meaning for a pre-activation ResNet '
-                             '(no BatchNorm ends its units)' % model_name)
+        refuse_options(model_name, last_gamma=last_gamma)   # no BatchNorm ends its units
         super().__init__(model_name, layers, **kwargs)
 
 

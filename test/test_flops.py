@@ -49,7 +49,7 @@ def test_one_octave_layer_costs_table_1_of_vanilla(ratio):
 
 @pytest.mark.parametrize('row', paper.TABLE_B, ids=[r.model for r in paper.TABLE_B])
 def test_table_b_params_and_flops(row):
-    net = get_model(row.model, ratio=row.ratio, **({'use_se': True} if row.use_se else {}))
+    net = get_model(row.model, ratio=row.ratio, use_se=row.use_se)
     got = flops.count_block(net, (1, 3, 224, 224))
     assert abs(got.params / 1e6 - row.params_m) <= 0.05
     assert abs(got.flops / row.flops - 1) <= 0.01

@@ -40,8 +40,7 @@ def test_registry_lists_every_reference_model():
 
 @pytest.mark.parametrize('name,manifest', GLUON_MANIFESTS, ids=[n for n, _ in GLUON_MANIFESTS])
 def test_parameter_names_match_the_released_files(name, manifest):
-    kwargs = {'use_se': True} if manifest['use_se'] else {}
-    net = get_model(manifest['model'], ratio=manifest['ratio'], **kwargs)
+    net = get_model(manifest['model'], ratio=manifest['ratio'], use_se=manifest['use_se'])
     structural = {k: list(p.shape) for k, p in net._collect_params_with_prefix().items()}
     prefixed = {k: list(p.shape) for k, p in net.collect_params().items()}
     assert structural == manifest['structural']
@@ -56,7 +55,7 @@ TABLE_B_PARAMS = [('mobilenet_v1_075', 0.375, False, 2.6), ('mobilenet_v1_100', 
 
 @pytest.mark.parametrize('name,ratio,use_se,millions', TABLE_B_PARAMS)
 def test_trainable_parameters_equal_the_paper(name, ratio, use_se, millions):
-    net = get_model(name, ratio=ratio, **({'use_se': True} if use_se else {}))
+    net = get_model(name, ratio=ratio, use_se=use_se)
     assert abs(trainable_parameters(net) / 1e6 - millions) <= 0.05
 
 
@@ -170,10 +169,20 @@ def test_bad_arguments_raise_clear_errors():
         get_model('resnet51')
     with pytest.raises(ValueError, match='resnet50_v1b: ratio must be -1'):
         get_model('resnet50_v1b', ratio=1.5)
-    with pytest.raises(ValueError, match='last_gamma has no meaning'):
+    with pytest.raises(ValueError, match=r'resnet50_v2b has no zero-init last BatchNorm '
+                                         r'variant \(last_gamma=True\)'):
         get_model('resnet50_v2b', last_gamma=True)
+    with pytest.raises(ValueError, match=r'mobilenet_v1_075 has no squeeze-excitation variant'):
+        get_model('mobilenet_v1_075', use_se=True)
     with pytest.raises(ValueError, match='groups=32 do not divide'):
         get_model('resnext50_32x4d_v1b', ratio=0.125)
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_every_model_takes_the_same_keyword_arguments(name):
+    net = get_model(name, ratio=0.25, classes=7, final_drop=0., use_se=False, last_gamma=False,
+                    norm_kwargs={'momentum': 0.9}, use_global_stats=False)
+    assert net.ratio == 0.25
 
 
 def test_ratio_minus_one_is_the_vanilla_network():

@@ -76,19 +76,13 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
     """The model at ``ratio`` as built, through the MKLDNN fusion pass, with BatchNorm
     folded then fused, and through all of ``deploy.for_inference``; one instance per
     batch size, so that no shape ever changes."""
-    from ..gluon import get_model
-    from ..symbol import get_linear
     from ..utils.deploy import for_inference
     from .fit import default_initializers
     size = args.input_size
 
     def build(static_shape=True):
-        if args.api == 'gluon':
-            net = get_model(args.model, ratio=ratio)
-        else:
-            net = mx.gluon.SymbolBlock(get_linear(args.model, args.depth, ratio=ratio or -1,
-                                                  data_shape=(1, 3, size, size)),
-                                       mx.sym.var('data'))
+        net = _model(args, ratio, data_shape=(1, 3, size, size))
+        if args.api == 'symbol':
             default_initializers(net)
         net.initialize(mx.init.Xavier())
         net.hybridize(static_alloc=True, static_shape=static_shape)
@@ -164,8 +158,7 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
     writes it (weights made constants, without which onnxruntime optimizes nothing)
     and the one of ``export_onnx``; for OpenVINO the latter."""
     import numpy as np
-    from ..gluon import get_model
-    net = get_model(args.model, ratio=ratio)
+    net = _model(args, ratio)
     net.initialize(mx.init.Xavier())
     size = args.input_size
     with use_graph(graph):
@@ -291,14 +284,16 @@ def _openvino_opener(args):
     return open_file
 
 
+def _model(args, ratio, data_shape=None):
+    """The benchmarked model at ``ratio`` (0 is vanilla, -1 for a Symbol network)."""
+    from .models import build_model
+    return build_model(args.api, args.model, args.depth,
+                       ratio if args.api == 'gluon' else ratio or -1, data_shape=data_shape)
+
+
 def _flop_ratio(args, ratio):
-    from ..gluon import get_model
-    from ..symbol import get_linear
-    from ..utils.flops import count_block, count_symbol
-    shape = (1, 3, args.input_size, args.input_size)
-    if args.api == 'gluon':
-        return count_block(get_model(args.model, ratio=ratio), shape).flops
-    return count_symbol(get_linear(args.model, args.depth, ratio=ratio or -1), shape).flops
+    from ..utils.flops import count_block
+    return count_block(_model(args, ratio), (1, 3, args.input_size, args.input_size)).flops
 
 
 def _time_rounds(candidates, args):

@@ -1,6 +1,9 @@
 """Command-line flags shared by the tools: which model, at which ratio and input size."""
 import argparse
 
+from ..utils.flops import trace_block
+from .models import build_model, default_model
+
 __all__ = ['add_model_args', 'add_data_args', 'add_device_args', 'contexts', 'model_symbol',
            'input_shape', 'describe', 'parser_with_model_args', 'data_source']
 
@@ -45,23 +48,16 @@ def input_shape(args):
 
 def describe(args):
     """A short name of the chosen model, e.g. ``resnetv2-50 ratio 0.25``."""
+    model = args.model or default_model(args.api)
     if args.api == 'symbol':
-        return '%s-%d ratio %g' % (args.model or 'resnetv2', args.depth, args.ratio)
-    return '%s%s ratio %g' % (args.model or 'resnet50_v1b', ' +SE' if args.use_se else '',
-                              args.ratio)
+        return '%s-%d ratio %g' % (model, args.depth, args.ratio)
+    return '%s%s ratio %g' % (model, ' +SE' if args.use_se else '', args.ratio)
 
 
 def model_symbol(args):
     """``(logits symbol, frozen parameter names)`` of the chosen model; ValueError if bad."""
-    if args.api == 'symbol':
-        from ..symbol import get_linear
-        return get_linear(args.model or 'resnetv2', args.depth, num_classes=args.classes,
-                          ratio=args.ratio), ()
-    from ..gluon import get_model
-    from ..utils.flops import trace_block
-    kwargs = {'use_se': True} if args.use_se else {}
-    return trace_block(get_model(args.model or 'resnet50_v1b', ratio=args.ratio,
-                                 classes=args.classes, **kwargs))
+    return trace_block(build_model(args.api, args.model, args.depth, args.ratio, args.classes,
+                                   args.use_se))
 
 
 def parser_with_model_args(prog, description):

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
 from ..utils.demo_data import IMAGE_SIZE as DEMO_INPUT_SIZE
+from .models import default_model
 from .recipes import BASE_BATCH, get_recipe, paper_training, scaled_lr
 
 __all__ = ['RunConfig', 'Origin', 'USER', 'DEFAULT', 'DEMO', 'DEMO_INPUT_SIZE', 'typed_flags',
-           'resolve', 'validate', 'check_range', 'check_data_path', 'default_model',
-           'MIN_INPUT_SIZE']
+           'resolve', 'validate', 'check_range', 'check_data_path', 'MIN_INPUT_SIZE']
 
 USER, DEFAULT, DEMO = 'user', 'default', 'demo data'
 MIN_INPUT_SIZE = 32           # five stride-2 stages: smaller inputs vanish before the head
@@ -113,11 +113,6 @@ class RunConfig:
     def describe(self):
         """One JSON-ready dict: every value, plus ``sources`` ({option: source})."""
         return dict(self.values(), sources={k: o.source for k, o in self.sources.items()})
-
-
-def default_model(api):
-    """The model trained when none is named: ``resnetv2`` (Symbol) or ``resnet50_v1b``."""
-    return 'resnetv2' if api == 'symbol' else 'resnet50_v1b'
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != 'sources')

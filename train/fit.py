@@ -17,11 +17,12 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from ..gluon import get_model
 from ..utils.data import DataError, batches, equal_batches
+from ..utils.flops import trace_block
 from . import checkpoint, preprocessing
 from .schedule import make_lr_scheduler
 from .evaluate import num_images, score
+from .models import build_model
 from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'TrainingData', 'INITIALIZERS', 'build_network', 'fit',
@@ -62,20 +63,13 @@ def seed_everything(seed):
 
 def build_network(config, classes):
     """The network of ``config`` (a :class:`RunConfig`) with ``classes`` outputs (logits),
-    not yet initialised."""
-    if config.api == 'gluon':
-        kwargs = {'use_se': True} if config.use_se else {}
-        if config.last_gamma:
-            kwargs['last_gamma'] = True
-        return get_model(config.model_name, ratio=config.ratio, classes=classes,
-                         final_drop=config.final_drop, **kwargs)
-    from ..symbol import get_linear
-    # Specialised to the training size (no crops, no padded pooling where every map is
-    # even); export_model writes the graph of every size with the same parameters.
-    symbol = get_linear(config.model_name, config.depth, num_classes=classes,
-                        ratio=config.ratio, dropout=config.final_drop,
-                        data_shape=(1, 3, config.input_size, config.input_size))
-    return gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    not yet initialised. A Symbol network is specialised to the training size (no crops,
+    no padded pooling where every map is even); :func:`export_model` writes the graph of
+    every size with the same parameters."""
+    return build_model(config.api, config.model, config.depth, config.ratio, classes,
+                       config.use_se, config.last_gamma, config.final_drop,
+                       data_shape=(1, 3, config.input_size, config.input_size)
+                       if config.api == 'symbol' else None)
 
 
 def default_initializers(net):
@@ -231,9 +225,8 @@ _IDENTITY = ('api', 'model', 'depth', 'ratio', 'use_se')     # what decides the 
 def _export_any_size(config, net, classes, prefix):
     """A Module checkpoint of the Symbol network ``net`` trains, in the graph that takes
     every input size: PREFIX-symbol.json and PREFIX-NNNN.params."""
-    from ..symbol import get_linear
-    symbol = get_linear(config.model_name, config.depth, num_classes=classes,
-                        ratio=config.ratio, dropout=config.final_drop)
+    symbol, _ = trace_block(build_model('symbol', config.model, config.depth, config.ratio,
+                                        classes, final_drop=config.final_drop))
     params = {name: p.data().as_in_context(mx.cpu()) for name, p in net.collect_params().items()}
     aux = set(symbol.list_auxiliary_states())
     mx.model.save_checkpoint(prefix, config.num_epochs, symbol,

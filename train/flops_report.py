@@ -3,11 +3,10 @@ tables beside the published figures; the counting is :mod:`octconv.utils.flops`.
 import json
 import sys
 
-from ..gluon import get_model
-from ..symbol import get_linear
 from ..utils.flops import count_block, count_symbol
 from ..utils.paper import RESNET50_GFLOPS, TABLE_A, TABLE_B
 from .cli import describe, input_shape, model_symbol, parser_with_model_args
+from .models import build_model
 
 __all__ = ['paper_rows', 'main']
 
@@ -27,12 +26,13 @@ def paper_rows(data_shape=(1, 3, 224, 224)):
     (relative) where the paper published a figure.
     """
     for row in TABLE_A:
-        counted = count_symbol(get_linear(row.network, row.depth, ratio=row.ratio), data_shape)
+        counted = count_block(build_model('symbol', row.network, row.depth, row.ratio),
+                              data_shape)
         paper_gflops = RESNET50_GFLOPS.get(row.ratio) if row.label == 'ResNet-50' else None
         yield _paper_row('A', row.label, row.ratio, counted, None,
                          None if paper_gflops is None else paper_gflops * 1e9)
     for row in TABLE_B:
-        net = get_model(row.model, ratio=row.ratio, **({'use_se': True} if row.use_se else {}))
+        net = build_model('gluon', row.model, ratio=row.ratio, use_se=row.use_se)
         yield _paper_row('B', row.label, row.ratio, count_block(net, data_shape),
                          row.params_m * 1e6, row.flops)
 

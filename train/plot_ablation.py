@@ -42,12 +42,12 @@ def read_results(path):
 
 def table_a_results():
     """The paper's table A with GFLOPs counted on 1x3x224x224 (ratio -1 = baseline)."""
-    from ..symbol import get_linear
-    from ..utils.flops import count_symbol
+    from ..utils.flops import count_block
     from ..utils.paper import TABLE_A
+    from .models import build_model
     return [{'model': row.label, 'ratio': row.ratio, 'top1': row.top1, 'top5': row.top5,
-             'gflops': count_symbol(get_linear(row.network, row.depth, ratio=row.ratio),
-                                    (1, 3, 224, 224)).flops / 1e9}
+             'gflops': count_block(build_model('symbol', row.network, row.depth, row.ratio),
+                                   (1, 3, 224, 224)).flops / 1e9}
             for row in TABLE_A]
 
 

@@ -30,14 +30,15 @@ import tempfile
 import mxnet as mx
 from mxnet.base import MXNetError
 
-from ..gluon import get_model
 from ..utils.data import DataError
+from ..utils.flops import trace_block
 from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_file
 from . import preprocessing
 from .checkpoint import atomic_write_text, first_line
 from .cli import add_data_args, add_device_args, contexts, data_source
 from .config import MIN_INPUT_SIZE, check_data_path, check_range, typed_flags
 from .evaluate import score
+from .models import build_model
 from .recipes import RECIPES
 
 __all__ = ['load_module_checkpoint', 'load_gluon_model', 'released_file_recipe',
@@ -47,7 +48,6 @@ __all__ = ['load_module_checkpoint', 'load_gluon_model', 'released_file_recipe',
 def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-1,
                            input_size=224):
     """A SymbolBlock of the logits of a Module checkpoint, its parameters loaded and checked."""
-    from ..symbol import get_linear
     params = '%s-%04d.params' % (prefix, epoch)
     if not os.path.isfile(params):
         raise DataError('%s: checkpoint parameters not found' % params)
@@ -60,9 +60,9 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-
             raise ValueError('%s-symbol.json not found: give --network and --depth (and '
                              '--ratio) to build the symbol' % prefix)
         classes = weights.get('classifier_weight')
-        symbol = get_linear(network, depth, num_classes=classes.shape[0] if classes is not None
-                            else 1000, ratio=ratio,
-                            data_shape=(1, 3, input_size, input_size))
+        symbol, _ = trace_block(build_model(
+            'symbol', network, depth, ratio, classes.shape[0] if classes is not None else 1000,
+            data_shape=(1, 3, input_size, input_size)))
         model = '%s-%d (ratio %s)' % (network, depth, ratio)
     if 'softmax_label' in symbol.list_arguments():
         symbol = symbol.get_children()[0]          # the logits under SoftmaxOutput
@@ -83,7 +83,7 @@ def load_gluon_model(name, ratio, params, ctx, use_se=False):
     weights = read_parameter_file(params)
     classifier = weights.get('classifer.weight')
     classes = classifier.shape[0] if classifier is not None else 1000
-    net = get_model(name, ratio=ratio, classes=classes, **({'use_se': True} if use_se else {}))
+    net = build_model('gluon', name, ratio=ratio, classes=classes, use_se=use_se)
     net.load_parameter_dict(weights, params, ctx=ctx)
     return net
 
