@@ -7,7 +7,7 @@ low at ceil(H/2) x ceil(W/2)), with every channel count split by
 """
 from .ops import channels_for, ops_for
 
-__all__ = ['BottleNeckV1', 'BottleNeckV2', 'SE_Block', 'DenseBlock', 'Connector']
+__all__ = ['BottleNeckV2', 'SE_Block', 'DenseBlock', 'Connector']
 
 
 def SE_Block(sym, data, num_out, name):
@@ -26,28 +26,6 @@ def SE_Block(sym, data, num_out, name):
     out = sym.expand_dims(out, axis=2, name='%s_expend1' % name)
     out = sym.expand_dims(out, axis=3, name='%s_expend2' % name)
     return sym.broadcast_mul(data, out, name='%s_mul' % name)
-
-
-def BottleNeckV1(data, num_mid, num_out, name, first_block=False, stride=(1, 1), num_group=1,
-                 use_se=False, zero_init_gamma=False, ratio=-1):
-    """Post-activation bottleneck (ResNet v1): 1x1, 3x3 (strided, grouped), 1x1, add, relu.
-
-    ``first_block`` adds the projection shortcut ``<name>_conv4``.
-    """
-    sym = ops_for(ratio)
-    num_mid, num_out = channels_for(num_mid, ratio), channels_for(num_out, ratio)
-    out = sym.Conv_BN_ACT(data, num_filter=num_mid, kernel=(1, 1), name='%s_conv1' % name)
-    out = sym.Conv_BN_ACT(out, num_filter=num_mid, kernel=(3, 3), pad=(1, 1), stride=stride,
-                          num_group=num_group, name='%s_conv2' % name)
-    out = sym.Conv_BN(out, num_filter=num_out, kernel=(1, 1), name='%s_conv3' % name,
-                      zero_init_gamma=zero_init_gamma)
-    if use_se:
-        out = SE_Block(sym, out, num_out, name='%s_se' % name)
-    if first_block:
-        data = sym.Conv_BN(data, num_filter=num_out, kernel=(1, 1), stride=stride,
-                           name='%s_conv4' % name)
-    out = sym.ElementWiseSum(data, out, name='%s_sum' % name)
-    return sym.Activation(out, act_type='relu', name='%s_relu' % name)
 
 
 def BottleNeckV2(data, num_mid, num_out, name, first_block=False, stride=(1, 1), num_group=1,

@@ -9,7 +9,10 @@ as the reference's ``import symbol_octconv as sym`` did::
 
 Octave ops take and return ``(high, low)`` tuples of symbols: ``high`` is
 (N, C_h, H, W), ``low`` (N, C_l, ceil(H/2), ceil(W/2)); a part may be ``None``.
-A single symbol given to an octave op is read as ``(symbol, None)``. Channel
+A single symbol given to an octave op is read as ``(symbol, None)``. The tuples
+they return are :class:`OctaveMap`\ s, which carry their channel counts forward, so
+a network builds in time linear in its depth (a tuple without them, or a single
+symbol, has its channels inferred from the graph built so far). Channel
 counts are ``(high, low)`` pairs (0 = absent part). Parameter names follow the
 released checkpoints: ``<name>-h`` / ``<name>-l`` per part, ``<name>-h2l`` per path.
 
@@ -21,8 +24,8 @@ import mxnet as mx
 from ..utils.octave import (add, check_ratio, concat_channels, octave_conv, octave_dense,
                             octave_pool, plan_octave_conv, plan_octave_dense, split_channels)
 
-__all__ = ['PlainOps', 'OctaveOps', 'plain', 'octave', 'ops_for', 'channels_for', 'as_pair',
-           'single']
+__all__ = ['PlainOps', 'OctaveOps', 'OctaveMap', 'plain', 'octave', 'ops_for', 'channels_for',
+           'as_pair', 'single']
 
 BN_MOMENTUM = 0.92
 BN_EPS = 1e-4
@@ -140,14 +143,30 @@ class PlainOps:
         return self.BN_ACT(conv, name=name, act_type=act_type)
 
 
+class OctaveMap(tuple):
+    """A ``(high, low)`` pair of symbols with its ``channels`` ``(C_h, C_l)`` (0 = absent
+    part), or ``channels`` None where they are not known."""
+
+    def __new__(cls, parts, channels=None):
+        pair = super().__new__(cls, parts)
+        pair.channels = None if channels is None else tuple(channels)
+        return pair
+
+
+def _known_channels(data):
+    return getattr(data, 'channels', None)
+
+
 def _per_part(op, data, name, **kwargs):
-    """Apply ``op`` to each present part of ``data``, named ``<name>-h`` / ``<name>-l``."""
-    return tuple(None if x is None else op(x, name='%s-%s' % (name, suffix), **kwargs)
-                 for x, suffix in zip(as_pair(data), 'hl'))
+    """Apply ``op`` to each present part of ``data``, named ``<name>-h`` / ``<name>-l``; the
+    channels stay those of ``data``."""
+    return OctaveMap((None if x is None else op(x, name='%s-%s' % (name, suffix), **kwargs)
+                      for x, suffix in zip(as_pair(data), 'hl')), _known_channels(data))
 
 
-def _across(op, args, name, **kwargs):
-    """Combine part by part across several octave maps; a lone part passes through."""
+def _across(op, args, name, channels=None, **kwargs):
+    """Combine part by part across several octave maps; a lone part passes through.
+    ``channels`` gives the channels of the result from the arguments' ``channels``."""
     out = []
     for idx, suffix in enumerate('hl'):
         parts = [as_pair(a)[idx] for a in args]
@@ -158,7 +177,18 @@ def _across(op, args, name, **kwargs):
             out.append(parts[0])
         else:
             out.append(op(*parts, name='%s-%s' % (name, suffix), **kwargs))
-    return tuple(out)
+    known = [_known_channels(a) for a in args]
+    return OctaveMap(out, channels(known) if channels and None not in known else None)
+
+
+def _same_channels(known):
+    """The channels of a part-wise sum: every operand's (parts absent in some count 0)."""
+    return tuple(max(parts) for parts in zip(*known))
+
+
+def _summed_channels(known):
+    """The channels of a concatenation along channels."""
+    return tuple(sum(parts) for parts in zip(*known))
 
 
 def _infer_channels(x, **shapes):
@@ -175,6 +205,8 @@ def _channels_of(data, num_in, name):
     """
     if num_in is not None:
         return num_in
+    if _known_channels(data) is not None:
+        return _known_channels(data)
     channels = []
     for x in as_pair(data):
         if x is None:
@@ -213,14 +245,14 @@ class OctaveOps(PlainOps):
         high, low = as_pair(data)
         spec = plan_octave_conv(name, _channels_of(data, num_in, name), num_filter, kernel,
                                 stride=stride, pad=pad, groups=num_group, use_bias=not no_bias)
-        return octave_conv(mx.sym, spec, high, low, _variables(spec))
+        return OctaveMap(octave_conv(mx.sym, spec, high, low, _variables(spec)), spec.channels)
 
     def FullyConnected(self, data, num_hidden, no_bias=True, name=None, num_in=None):
         """Octave fully-connected layer over the flattened parts; returns (high, low)."""
         high, low = as_pair(data)
         spec = plan_octave_dense(name, _channels_of(data, num_in, name), num_hidden,
                                  use_bias=not no_bias)
-        return octave_dense(mx.sym, spec, high, low, _variables(spec))
+        return OctaveMap(octave_dense(mx.sym, spec, high, low, _variables(spec)), spec.channels)
 
     def BatchNorm(self, data, name, zero_init_gamma=False, **kwargs):
         """BatchNorm of each part, ``<name>-h`` and ``<name>-l``."""
@@ -233,7 +265,8 @@ class OctaveOps(PlainOps):
 
     def Pooling(self, data, name=None, **kwargs):
         """Pooling of each part with the same settings (see ``utils.octave.octave_pool``)."""
-        return octave_pool(mx.sym, *as_pair(data), name=name, **kwargs)
+        return OctaveMap(octave_pool(mx.sym, *as_pair(data), name=name, **kwargs),
+                         _known_channels(data))
 
     def expand_dims(self, data, axis, name=None):
         """expand_dims of each part."""
@@ -241,18 +274,21 @@ class OctaveOps(PlainOps):
 
     def ElementWiseSum(self, *args, name=None):
         """Sum high with high and low with low."""
-        return _across(lambda *parts, name: add(mx.sym, parts, name=name), args, name)
+        return _across(lambda *parts, name: add(mx.sym, parts, name=name), args, name,
+                       channels=_same_channels)
 
     def Concat(self, *args, name=None, dim=1):
         """Concatenate high with high and low with low along channels (``dim`` 1 only)."""
         if dim != 1:
             raise ValueError('%s: octave maps are concatenated along channels (dim=1), got dim=%r'
                              % (name, dim))
-        return _across(lambda *parts, name: concat_channels(mx.sym, parts, name=name), args, name)
+        return _across(lambda *parts, name: concat_channels(mx.sym, parts, name=name), args, name,
+                       channels=_summed_channels)
 
     def broadcast_mul(self, lhs, rhs, name=None):
         """Multiply part by part (e.g. a map by its squeeze-excitation gates)."""
-        return _across(mx.sym.broadcast_mul, (lhs, rhs), name)
+        return _across(mx.sym.broadcast_mul, (lhs, rhs), name,
+                       channels=lambda known: known[0])
 
 
 def _variables(spec):

@@ -11,6 +11,7 @@ valid)`` where ``valid`` is the number of real images in the batch, so a padded
 last batch never counts an image twice. Open a fresh validation iterator for
 each pass (see :func:`batches` for why).
 """
+import functools
 import math
 import os
 from collections import namedtuple
@@ -56,16 +57,16 @@ def _norm_kwargs(norm):
 
 def check_once(rec, idx, num_classes, decode):
     """:func:`check_recordio`, once per file version: the loops open a fresh iterator every
-    epoch, and a scan of ImageNet's 1.28M records need not be repeated."""
+    epoch, and a scan of ImageNet's 1.28M records need not be repeated. The last 16 scans
+    are remembered (a version is the files' size and modification time)."""
     versions = tuple((os.path.getsize(p), os.path.getmtime(p)) if p and os.path.isfile(p)
                      else None for p in (rec, idx))
-    key = (rec, idx, num_classes, decode, versions)
-    if key not in _SCANS:
-        _SCANS[key] = check_recordio(rec, idx, num_classes=num_classes, decode=decode)
-    return _SCANS[key]
+    return _scan(rec, idx, num_classes, decode, versions)
 
 
-_SCANS = {}
+@functools.lru_cache(maxsize=16)
+def _scan(rec, idx, num_classes, decode, versions):
+    return check_recordio(rec, idx, num_classes=num_classes, decode=decode)
 
 
 def _counted(count, iterator):

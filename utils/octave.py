@@ -195,15 +195,6 @@ class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'k
             return (p.channels, p.in_channels)
         return (p.channels, p.in_channels // p.groups) + tuple(self.kernel)
 
-    def param_shapes(self, separator='_'):
-        """``{'<path>' + separator + 'weight'|'bias': shape}`` for every parameter."""
-        shapes = {}
-        for path, p in self.paths.items():
-            shapes[path + separator + 'weight'] = self.weight_shape(path)
-            if p.use_bias:
-                shapes[path + separator + 'bias'] = (p.channels,)
-        return shapes
-
 
 def check_ratio(ratio, where='ratio'):
     """Raise ``ValueError`` unless ``ratio`` is -1 (vanilla) or in [0, 1)."""
