@@ -1,6 +1,7 @@
 """Shared test helpers: the checkpoint manifests shipped in test/data, graph inspection,
 demo-digit RecordIO files."""
 import json
+import os
 import pathlib
 
 import octconv  # noqa: F401  (first: its numpy shim lets mxnet 1.9.1 import on numpy 1.26)
@@ -17,6 +18,21 @@ def manifests(api):
 def ops_of(symbol):
     """The operator names of ``symbol``'s nodes, in graph order ('null' for variables)."""
     return [node['op'] for node in json.loads(symbol.tojson())['nodes']]
+
+
+def leftovers(marker):
+    """Processes (other than this one) whose command line or environment holds ``marker``
+    (bytes)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/environ' % pid, 'rb') as env, \
+                    open('/proc/%s/cmdline' % pid, 'rb') as cmd:
+                if marker in env.read() + cmd.read() and int(pid) != os.getpid():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
 
 
 def pack_demo_digits(root, per_class, val_ratio):

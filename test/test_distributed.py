@@ -1,5 +1,4 @@
 """Parameter-server training on localhost: two workers, one server, against one process."""
-import os
 import subprocess
 import sys
 import textwrap
@@ -8,7 +7,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import pack_demo_digits
+from conftest import leftovers, pack_demo_digits
 from octconv.train import train_imagenet
 from octconv.train import launch
 
@@ -55,20 +54,6 @@ def _flags(rec, save_dir):
             '--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375']
 
 
-def _leftovers(marker):
-    """Processes whose command line or environment contains ``marker`` (bytes)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/environ' % pid, 'rb') as env, \
-                    open('/proc/%s/cmdline' % pid, 'rb') as cmd:
-                if marker in env.read() + cmd.read():
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
-
-
 @pytest.mark.parametrize('mode', ['ps', 'horovod'])
 def test_two_workers_equal_one_process_on_two_devices(tiny, tmp_path, mode):
     """dist_sync (1 server) or Horovod: 2 workers against 2 devices in one process."""
@@ -83,8 +68,8 @@ def test_two_workers_equal_one_process_on_two_devices(tiny, tmp_path, mode):
                           ['--kv-store', 'dist_sync' if mode == 'ps' else 'horovod'],
                           num_workers=2, num_servers=1, timeout=240, port=port, mode=mode)
     finally:
-        assert not _leftovers(b'DMLC_PS_ROOT_PORT=%d\x00' % port)
-        assert not _leftovers(str(script).encode())
+        assert not leftovers(b'DMLC_PS_ROOT_PORT=%d\x00' % port)
+        assert not leftovers(str(script).encode())
     assert code == 0
     ranks = [mx.nd.load(str(tmp_path / ('rank%d.params' % r))) for r in (0, 1)]
     trained = [name for name in ranks[0] if 'running_' not in name]
@@ -132,7 +117,7 @@ def test_a_dead_worker_stops_the_run_and_leaves_no_process(tmp_path, capsys):
         code = launch.run([sys.executable, '-c', die_or_wait], num_workers=2, num_servers=1,
                           timeout=60, port=port)
     finally:
-        leftover = _leftovers(b'DMLC_PS_ROOT_PORT=%d\x00' % port)
+        leftover = leftovers(b'DMLC_PS_ROOT_PORT=%d\x00' % port)
     assert code == 1 and not leftover
     assert 'exited with code 3; stopping the others' in capsys.readouterr().err
 

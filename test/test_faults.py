@@ -13,9 +13,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import pack_demo_digits
-from octconv.train import checkpoint, launch, score, train_imagenet
-from octconv.utils import demo_data, im2rec
+from conftest import leftovers, pack_demo_digits
+from octconv.train import checkpoint, launch, train_imagenet
+from octconv.utils import demo_data
 
 
 @pytest.fixture(scope='module')
@@ -62,20 +62,6 @@ def _assert_clean_exit(code, stderr, want_code, *words):
     assert len(lines) == 1, stderr[-3000:]
     for word in words:
         assert word in lines[0], lines[0]
-
-
-def _leftovers(marker):
-    """Processes (other than this one) whose command line or environment holds ``marker``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            with open('/proc/%s/cmdline' % pid, 'rb') as cmd, \
-                    open('/proc/%s/environ' % pid, 'rb') as env:
-                if marker in cmd.read() + env.read() and int(pid) != os.getpid():
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
 
 
 def _write_rec(prefix, records):
@@ -149,7 +135,7 @@ def test_dist_sync_trains_shares_that_are_not_multiples_of_the_batch(tmp_path):
     log = [json.loads(line) for line in open(save / 'log.jsonl')]
     # 20 images a worker, batches of 16: 2 full steps each (4 wrapped images trained twice)
     assert [(l['epoch'], l['images']) for l in log] == [(1, 32), (2, 32)]
-    assert not _leftovers(b'DMLC_PS_ROOT_PORT=%d' % port)
+    assert not leftovers(b'DMLC_PS_ROOT_PORT=%d' % port)
 
 
 def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
@@ -165,7 +151,7 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
                         env={'OCTCONV_FAULT_MARKER': marker})    # inherited by every child
     assert code == 128 + signal.SIGTERM, err
     assert 'SIGTERM received; stopping every process' in err and 'Traceback' not in err
-    assert not _leftovers(marker.encode())     # scheduler, server and both workers are gone
+    assert not leftovers(marker.encode())     # scheduler, server and both workers are gone
 
 
 def test_score_refuses_labels_outside_the_model_classes(tiny, tmp_path):
