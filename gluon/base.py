@@ -4,10 +4,9 @@ import numpy as np
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import (assume_even_sizes, check_ratio, crops_are_noops, graph_mode,
-                             split_channels, use_graph)
+from ..utils.octave import check_ratio, crops_are_noops, graph_options, split_channels
 from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_file
-from .nn import Adapter
+from .nn import Adapter, OctaveBlock
 
 __all__ = ['OctaveModel', 'Backbone', 'CheckpointMismatch', 'read_parameter_file',
            'check_parameters', 'octave_channels', 'batchnorm_kwargs', 'refuse_options',
@@ -64,30 +63,43 @@ class OctaveModel(HybridBlock):
         self.model_name = model_name
         self.ratio = max(check_ratio(ratio, '%s: ratio' % model_name), 0.)  # -1 = vanilla = 0
         self.unit_names = []
-        self._graph_key = None       # (graph mode, crop-free) the cached graph was built for
+        self.graph_mode = 'optimized'
+        self._graph = None           # the Graph the blocks (and the cached graph) build now
         self._crop_free_sizes = {}   # (H, W) -> whether every crop is a no-op there
 
-    def forward(self, x, *args):
-        """Run the model; on an NDArray, with the graph fit for its size and the graph mode.
+    def set_graph(self, mode):
+        """Build the ``mode`` graph from now on: 'optimized' (the default) or
+        'straightforward' (the graph as the equations read); the cached graph is dropped."""
+        self.graph_mode = graph_options(mode).mode
 
-        In the optimized graph the crops that odd sizes need are left out when
-        every map of this input size has even sides (checked once per size on
-        the traced graph); the cached graph is rebuilt when that or the mode
-        (:func:`octconv.utils.octave.use_graph`) changes.
+    def _use_graph(self, graph):
+        """Make every octave block of the model build ``graph``; drop the cached graph when
+        it changes."""
+        if graph != self._graph:
+            self._clear_cached_op()
+            self._graph = graph
+            self.apply(lambda block: setattr(block, 'graph', graph)
+                       if isinstance(block, OctaveBlock) else None)
+
+    def forward(self, x, *args):
+        """Run the model in its graph mode (:meth:`set_graph`).
+
+        On an NDArray, the optimized graph leaves out the crops that odd sizes need
+        when every map of this input size has even sides (checked once per size on
+        the traced graph), and the cached graph is rebuilt when that changes. On a
+        Symbol, the graph of every input size is traced.
         """
         if not isinstance(x, mx.nd.NDArray):
+            self._use_graph(graph_options(self.graph_mode))
             return super().forward(x, *args)
-        mode = graph_mode()
-        key = (mode, mode == 'optimized' and self._crop_free(x.shape))
-        if key != self._graph_key:
-            self._clear_cached_op()
-            self._graph_key = key
-        with use_graph(key[0]), assume_even_sizes(key[1]):
-            return super().forward(x, *args)
+        even = self.graph_mode == 'optimized' and self._crop_free(x.shape)
+        self._use_graph(graph_options(self.graph_mode, even))
+        return super().forward(x, *args)
 
     def _crop_free(self, shape):
         size = tuple(shape[2:])
         if size not in self._crop_free_sizes:
+            self._use_graph(graph_options('optimized'))
             traced = super().forward(mx.sym.var('data'))
             self._crop_free_sizes[size] = crops_are_noops(traced, (1,) + tuple(shape[1:]))
         return self._crop_free_sizes[size]
@@ -95,15 +107,15 @@ class OctaveModel(HybridBlock):
     def export_graph(self, data_shape=None):
         """``(symbol, {name: NDArray})``: what :meth:`export` writes, without the files.
 
-        The symbol is traced afresh, in the current graph mode, and needs no
+        The symbol is traced afresh, in the model's graph mode, and needs no
         earlier forward call. It takes every input size, unless ``data_shape``
         (N, C, H, W) is given: then the optimized graph is specialised to that
         size (see :meth:`forward`), for deployment at one size.
         """
-        even = data_shape is not None and graph_mode() == 'optimized' and \
+        even = data_shape is not None and self.graph_mode == 'optimized' and \
             self._crop_free(data_shape)
-        with assume_even_sizes(even):
-            symbol = super().forward(mx.sym.var('data'))
+        self._use_graph(graph_options(self.graph_mode, even))
+        symbol = super().forward(mx.sym.var('data'))
         names = set(symbol.list_arguments()) | set(symbol.list_auxiliary_states())
         return symbol, {name: param._reduce() for name, param in self.collect_params().items()
                         if name in names}

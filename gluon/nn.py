@@ -15,11 +15,19 @@ import mxnet as mx
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import (PATHS, activation, octave_conv, octave_pool, plan_octave_conv,
-                            upsample_like)
+from ..utils.octave import (OPTIMIZED, PATHS, activation, octave_conv, octave_pool,
+                            plan_octave_conv, upsample_like)
 
-__all__ = ['Conv2D', 'BatchNorm', 'Activation', 'AvgPool2D', 'MaxPool2D', 'SE', 'Adapter',
-           'to_pair']
+__all__ = ['OctaveBlock', 'Conv2D', 'BatchNorm', 'Activation', 'AvgPool2D', 'MaxPool2D', 'SE',
+           'Adapter', 'to_pair']
+
+
+class OctaveBlock(HybridBlock):
+    """A block whose graph depends on ``graph`` (a :class:`~octconv.utils.octave.Graph`),
+    :data:`~octconv.utils.octave.OPTIMIZED` unless its model sets another
+    (:meth:`~octconv.gluon.base.OctaveModel.set_graph`)."""
+
+    graph = OPTIMIZED
 
 
 def to_pair(channels):
@@ -46,7 +54,7 @@ class _PathWeights(HybridBlock):
                          if use_bias else None)
 
 
-class Conv2D(HybridBlock):
+class Conv2D(OctaveBlock):
     """Octave 2-D convolution (paper Eq. 4).
 
     Parameters
@@ -91,7 +99,7 @@ class Conv2D(HybridBlock):
             weights = self._children['conv_' + path]
             params[path] = (_value(F, weights.weight, like),
                             None if weights.bias is None else _value(F, weights.bias, like))
-        return octave_conv(F, self.spec, x_high, x_low, params, name='')
+        return octave_conv(F, self.spec, x_high, x_low, params, name='', graph=self.graph)
 
     def __repr__(self):
         s = self.spec
@@ -127,7 +135,7 @@ class BatchNorm(HybridBlock):
                      for part, x in zip('hl', (x_high, x_low)))
 
 
-class Activation(HybridBlock):
+class Activation(OctaveBlock):
     """The same activation on each part: 'relu', 'relu6', 'sigmoid', 'tanh', 'softrelu'...
 
     Operators are named ``<prefix>-h`` and ``<prefix>-l``.
@@ -138,14 +146,15 @@ class Activation(HybridBlock):
         self.activation = activation
 
     def _apply(self, F, x, part):
-        return activation(F, x, self.activation, counted=False, name='-' + part)
+        return activation(F, x, self.activation, counted=False, name='-' + part,
+                          graph=self.graph)
 
     def hybrid_forward(self, F, x_high, x_low=None):
         return tuple(None if x is None else self._apply(F, x, part)
                      for x, part in zip((x_high, x_low), 'hl'))
 
 
-class _Pool2D(HybridBlock):
+class _Pool2D(OctaveBlock):
     pool_type = None
 
     def __init__(self, pool_size, strides=None, padding=0, ceil_mode=False,
@@ -159,7 +168,7 @@ class _Pool2D(HybridBlock):
             self._kwargs['count_include_pad'] = count_include_pad
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        return octave_pool(F, x_high, x_low, name='', **self._kwargs)
+        return octave_pool(F, x_high, x_low, name='', graph=self.graph, **self._kwargs)
 
 
 class AvgPool2D(_Pool2D):
@@ -177,7 +186,7 @@ class MaxPool2D(_Pool2D):
     pool_type = 'max'
 
 
-class SE(HybridBlock):
+class SE(OctaveBlock):
     """Squeeze-and-excitation over both parts.
 
     Global average pooling of each part, concatenated; 1x1 conv ``conv1`` to
@@ -205,13 +214,13 @@ class SE(HybridBlock):
         present = [(part, x) for part, x in zip('hl', (x_high, x_low)) if x is not None]
         pooled = [F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg') for _, x in present]
         merged = pooled[0] if len(pooled) == 1 else F.concat(*pooled, dim=1)
-        squeezed = activation(F, self.conv1(merged), counted=False)
+        squeezed = activation(F, self.conv1(merged), counted=False, graph=self.graph)
         out = {part: F.broadcast_mul(x, F.sigmoid(self._children[self._parts[part]](squeezed)))
                for part, x in present}
         return out.get('h'), out.get('l')
 
 
-class Adapter(HybridBlock):
+class Adapter(OctaveBlock):
     """Merges a pair into one map: the low part upsampled to the high size, concatenated.
 
     Returns (N, C_h + C_l, H, W); a lone part is returned as it is.
@@ -222,4 +231,4 @@ class Adapter(HybridBlock):
             return x_high
         if x_high is None:
             return x_low
-        return F.concat(x_high, upsample_like(F, x_low, x_high), dim=1)
+        return F.concat(x_high, upsample_like(F, x_low, x_high, graph=self.graph), dim=1)

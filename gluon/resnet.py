@@ -134,7 +134,7 @@ class BottleneckV2(HybridBlock):
         return sum_pairs(out, shortcut)
 
 
-class BigLittleStem(HybridBlock):
+class BigLittleStem(octave.OctaveBlock):
     """Plain stride-2 bottleneck that replaces the max-pool in ``resnet152_v1f``.
 
     (N, in_planes, H, W) -> (N, out_planes, ceil(H/2), ceil(W/2)); from Big-Little Net.
@@ -161,10 +161,10 @@ class BigLittleStem(HybridBlock):
             self.bn4 = nn.BatchNorm(in_channels=out_planes, prefix='bn4_', **norm_kwargs)
 
     def hybrid_forward(self, F, x):
-        out = activation(F, self.bn1(self.conv1(x)), counted=False)
-        out = activation(F, self.bn2(self.conv2(out)), counted=False)
+        out = activation(F, self.bn1(self.conv1(x)), counted=False, graph=self.graph)
+        out = activation(F, self.bn2(self.conv2(out)), counted=False, graph=self.graph)
         out = self.bn3(self.conv3(out))
-        return activation(F, out + self.bn4(self.conv4(x)), counted=False)
+        return activation(F, out + self.bn4(self.conv4(x)), counted=False, graph=self.graph)
 
 
 def _stem(width, deep_stem, big_little, norm_kwargs):

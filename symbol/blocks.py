@@ -5,6 +5,7 @@ Every block takes ``ratio``: -1 builds the vanilla block on single symbols,
 low at ceil(H/2) x ceil(W/2)), with every channel count split by
 :func:`~octconv.symbol.ops.channels_for`. Names match the released checkpoints.
 """
+from ..utils.octave import OPTIMIZED
 from .ops import channels_for, ops_for
 
 __all__ = ['BottleNeckV2', 'SE_Block', 'DenseBlock', 'Connector']
@@ -29,12 +30,12 @@ def SE_Block(sym, data, num_out, name):
 
 
 def BottleNeckV2(data, num_mid, num_out, name, first_block=False, stride=(1, 1), num_group=1,
-                 use_se=False, ratio=-1):
+                 use_se=False, ratio=-1, graph=OPTIMIZED):
     """Pre-activation bottleneck (ResNet v2): BN-relu-conv x3 (1x1, 3x3, 1x1), add.
 
     ``first_block`` adds the projection shortcut ``<name>_conv4`` (BN-relu-conv).
     """
-    sym = ops_for(ratio)
+    sym = ops_for(ratio, graph)
     num_mid, num_out = channels_for(num_mid, ratio), channels_for(num_out, ratio)
     out = sym.BN_ACT_Conv(data, num_filter=num_mid, kernel=(1, 1), name='%s_conv1' % name)
     out = sym.BN_ACT_Conv(out, num_filter=num_mid, kernel=(3, 3), pad=(1, 1), stride=stride,
@@ -48,10 +49,10 @@ def BottleNeckV2(data, num_mid, num_out, name, first_block=False, stride=(1, 1),
     return sym.ElementWiseSum(data, out, name='%s_sum' % name)
 
 
-def DenseBlock(data, num_mid, num_out, name, ratio=-1):
+def DenseBlock(data, num_mid, num_out, name, ratio=-1, graph=OPTIMIZED):
     """DenseNet layer: BN-relu-conv 1x1 to ``num_mid``, BN-relu-conv 3x3 to ``num_out``,
     concatenated to its input along channels (high with high, low with low)."""
-    sym = ops_for(ratio)
+    sym = ops_for(ratio, graph)
     num_mid, num_out = channels_for(num_mid, ratio), channels_for(num_out, ratio)
     out = sym.BN_ACT_Conv(data, num_filter=num_mid, kernel=(1, 1), name='%s_conv1' % name)
     out = sym.BN_ACT_Conv(out, num_filter=num_out, kernel=(3, 3), pad=(1, 1),
@@ -59,9 +60,9 @@ def DenseBlock(data, num_mid, num_out, name, ratio=-1):
     return sym.Concat(data, out, name='%s_concat' % name)
 
 
-def Connector(data, num_out, name, ratio=-1):
+def Connector(data, num_out, name, ratio=-1, graph=OPTIMIZED):
     """DenseNet transition: BN-relu-conv 1x1 to ``num_out`` then 2x2 average pooling."""
-    sym = ops_for(ratio)
+    sym = ops_for(ratio, graph)
     num_out = channels_for(num_out, ratio)
     out = sym.BN_ACT_Conv(data, num_filter=num_out, kernel=(1, 1), name='%s_conv' % name)
     return sym.Pooling(out, pool_type='avg', kernel=(2, 2), stride=(2, 2), name='%s_pool' % name)

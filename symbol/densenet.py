@@ -2,6 +2,7 @@
 
 The last transition and dense stage always run at ratio 0.
 """
+from ..utils.octave import OPTIMIZED
 from ..utils.stages import DENSENET_STAGES
 from .blocks import Connector, DenseBlock
 from .head import check_depth, classifier, data_input, float32_output, softmax_output
@@ -12,7 +13,7 @@ __all__ = ['STAGES', 'get_before_pool', 'get_linear', 'get_symbol']
 STAGES = DENSENET_STAGES
 
 
-def get_before_pool(depth, ratio=-1, use_fp16=False):
+def get_before_pool(depth, ratio=-1, use_fp16=False, graph=OPTIMIZED):
     """The body up to the last BN-relu: a single map (N, C, H/32, W/32)."""
     check_ratio(ratio)
     width, growth, units = check_depth('densenet', depth, STAGES)
@@ -27,20 +28,20 @@ def get_before_pool(depth, ratio=-1, use_fp16=False):
         stage_ratio = min(ratio, 0.) if stage == 5 else ratio
         if stage > 2:
             width //= 2
-            out = Connector(out, width, 'L%d_Trans' % stage, ratio=stage_ratio)
+            out = Connector(out, width, 'L%d_Trans' % stage, ratio=stage_ratio, graph=graph)
         for unit in range(1, count + 1):
             out = DenseBlock(out, 4 * growth, growth, 'L%d_B%02d' % (stage, unit),
-                             ratio=stage_ratio)
+                             ratio=stage_ratio, graph=graph)
             width += growth
     out = plain.BN_ACT(single(out, 'the tail of densenet'), name='tail')
     return float32_output(out, use_fp16)
 
 
-def get_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False):
+def get_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, graph=OPTIMIZED):
     """Logits (N, num_classes) for input ``data`` (N, 3, H, W), any H, W >= 32."""
-    return classifier(get_before_pool(depth, ratio, use_fp16), num_classes, dropout)
+    return classifier(get_before_pool(depth, ratio, use_fp16, graph), num_classes, dropout)
 
 
-def get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False):
+def get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, graph=OPTIMIZED):
     """The training symbol: :func:`get_linear` followed by ``SoftmaxOutput``."""
-    return softmax_output(get_linear(num_classes, depth, ratio, dropout, use_fp16))
+    return softmax_output(get_linear(num_classes, depth, ratio, dropout, use_fp16, graph))

@@ -21,8 +21,9 @@ optional zero-initialised gamma.
 """
 import mxnet as mx
 
-from ..utils.octave import (add, check_ratio, concat_channels, octave_conv, octave_dense,
-                            octave_pool, plan_octave_conv, plan_octave_dense, split_channels)
+from ..utils.octave import (OPTIMIZED, add, check_ratio, concat_channels, octave_conv,
+                            octave_dense, octave_pool, plan_octave_conv, plan_octave_dense,
+                            split_channels)
 
 __all__ = ['PlainOps', 'OctaveOps', 'OctaveMap', 'plain', 'octave', 'ops_for', 'channels_for',
            'as_pair', 'single']
@@ -71,9 +72,14 @@ def _batch_norm(data, name, zero_init_gamma=False, fix_gamma=False, momentum=BN_
 
 
 class PlainOps:
-    """The vanilla op set: ``mx.sym`` ops on single symbols, plus the composites."""
+    """The vanilla op set: ``mx.sym`` ops on single symbols, plus the composites.
+
+    ``graph`` (a :class:`~octconv.utils.octave.Graph`) is the graph it builds."""
 
     is_octave = False
+
+    def __init__(self, graph=OPTIMIZED):
+        self.graph = graph
 
     def Convolution(self, data, num_filter, kernel, stride=(1, 1), pad=(0, 0), num_group=1,
                     no_bias=True, name=None):
@@ -103,7 +109,7 @@ class PlainOps:
 
     def ElementWiseSum(self, *args, name=None):
         """Sum of the maps (``elemwise_add`` of two in the optimized graph)."""
-        return add(mx.sym, args, name=name)
+        return add(mx.sym, args, name=name, graph=self.graph)
 
     def Concat(self, *args, name=None, dim=1):
         """``mx.sym.Concat`` along channels."""
@@ -245,14 +251,16 @@ class OctaveOps(PlainOps):
         high, low = as_pair(data)
         spec = plan_octave_conv(name, _channels_of(data, num_in, name), num_filter, kernel,
                                 stride=stride, pad=pad, groups=num_group, use_bias=not no_bias)
-        return OctaveMap(octave_conv(mx.sym, spec, high, low, _variables(spec)), spec.channels)
+        return OctaveMap(octave_conv(mx.sym, spec, high, low, _variables(spec), graph=self.graph),
+                         spec.channels)
 
     def FullyConnected(self, data, num_hidden, no_bias=True, name=None, num_in=None):
         """Octave fully-connected layer over the flattened parts; returns (high, low)."""
         high, low = as_pair(data)
         spec = plan_octave_dense(name, _channels_of(data, num_in, name), num_hidden,
                                  use_bias=not no_bias)
-        return OctaveMap(octave_dense(mx.sym, spec, high, low, _variables(spec)), spec.channels)
+        return OctaveMap(octave_dense(mx.sym, spec, high, low, _variables(spec), graph=self.graph),
+                         spec.channels)
 
     def BatchNorm(self, data, name, zero_init_gamma=False, **kwargs):
         """BatchNorm of each part, ``<name>-h`` and ``<name>-l``."""
@@ -265,8 +273,8 @@ class OctaveOps(PlainOps):
 
     def Pooling(self, data, name=None, **kwargs):
         """Pooling of each part with the same settings (see ``utils.octave.octave_pool``)."""
-        return OctaveMap(octave_pool(mx.sym, *as_pair(data), name=name, **kwargs),
-                         _known_channels(data))
+        return OctaveMap(octave_pool(mx.sym, *as_pair(data), name=name, graph=self.graph,
+                                     **kwargs), _known_channels(data))
 
     def expand_dims(self, data, axis, name=None):
         """expand_dims of each part."""
@@ -274,8 +282,8 @@ class OctaveOps(PlainOps):
 
     def ElementWiseSum(self, *args, name=None):
         """Sum high with high and low with low."""
-        return _across(lambda *parts, name: add(mx.sym, parts, name=name), args, name,
-                       channels=_same_channels)
+        return _across(lambda *parts, name: add(mx.sym, parts, name=name, graph=self.graph),
+                       args, name, channels=_same_channels)
 
     def Concat(self, *args, name=None, dim=1):
         """Concatenate high with high and low with low along channels (``dim`` 1 only)."""
@@ -305,6 +313,6 @@ plain = PlainOps()
 octave = OctaveOps()
 
 
-def ops_for(ratio):
-    """``plain`` for the vanilla network (ratio -1), ``octave`` otherwise."""
-    return plain if check_ratio(ratio) < 0 else octave
+def ops_for(ratio, graph=OPTIMIZED):
+    """The vanilla op set (ratio -1) or the octave one, building ``graph``."""
+    return (PlainOps if check_ratio(ratio) < 0 else OctaveOps)(graph)

@@ -4,6 +4,7 @@ The last stage always runs at ratio 0: a 3x3 convolution on a 3.5x3.5 low map
 makes no sense. ``get_linear`` returns logits (N, num_classes); ``get_symbol``
 adds the ``softmax`` output used for training.
 """
+from ..utils.octave import OPTIMIZED
 from .blocks import BottleNeckV2
 from .head import check_depth, classifier, data_input, float32_output, softmax_output
 from .ops import check_ratio, plain, single
@@ -19,8 +20,9 @@ STAGES = {26: (2, 2, 2, 2),
 
 
 def get_before_pool(depth, ratio=-1, use_fp16=False, group=1, scaler=1., use_se=False,
-                    network='resnetv2'):
-    """The body up to the last BN-relu: a single map (N, 2048, H/32, W/32)."""
+                    network='resnetv2', graph=OPTIMIZED):
+    """The body up to the last BN-relu: a single map (N, 2048, H/32, W/32); ``graph`` is the
+    :class:`~octconv.utils.octave.Graph` to build."""
     check_ratio(ratio)
     units = check_depth(network, depth, STAGES)
     data = data_input(use_fp16)
@@ -35,22 +37,23 @@ def get_before_pool(depth, ratio=-1, use_fp16=False, group=1, scaler=1., use_se=
             out = BottleNeckV2(out, num_mid=num_mid, num_out=num_out,
                                name='L%d_B%02d' % (stage, unit), first_block=unit == 1,
                                stride=(2, 2) if unit == 1 and stage > 2 else (1, 1),
-                               num_group=group, use_se=use_se, ratio=stage_ratio)
+                               num_group=group, use_se=use_se, ratio=stage_ratio, graph=graph)
         num_mid, num_out = 2 * num_mid, 2 * num_out
     out = plain.BN_ACT(single(out, 'the tail of %s' % network), name='tail')
     return float32_output(out, use_fp16)
 
 
 def get_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, group=1, scaler=1.,
-               use_se=False, network='resnetv2'):
+               use_se=False, network='resnetv2', graph=OPTIMIZED):
     """Logits (N, num_classes) for input ``data`` (N, 3, H, W), any H, W >= 32."""
     body = get_before_pool(depth, ratio, use_fp16, group=group, scaler=scaler, use_se=use_se,
-                           network=network)
+                           network=network, graph=graph)
     return classifier(body, num_classes, dropout)
 
 
 def get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, group=1, scaler=1.,
-               use_se=False, network='resnetv2'):
+               use_se=False, network='resnetv2', graph=OPTIMIZED):
     """The training symbol: :func:`get_linear` followed by ``SoftmaxOutput``."""
     return softmax_output(get_linear(num_classes, depth, ratio, dropout, use_fp16, group=group,
-                                     scaler=scaler, use_se=use_se, network=network))
+                                     scaler=scaler, use_se=use_se, network=network,
+                                     graph=graph))

@@ -18,7 +18,7 @@ from octconv.gluon import get_model, get_model_list
 from octconv.symbol import get_linear, list_networks
 from octconv.train.fit import default_initializers
 from octconv.utils import flops
-from octconv.utils.octave import crops_are_noops, graph_mode, use_graph
+from octconv.utils.octave import Graph, crops_are_noops
 
 EVEN, ODD = (64, 64), (45, 51)
 RTOL, ATOL = 1e-5, 1e-6
@@ -41,22 +41,27 @@ def _initialise(net, x, seed):
             param.set_data(rng.uniform(0.8, 1.2, param.shape))
 
 
+def _in_graph(net, graph):
+    """A Gluon model set to build ``graph`` (a SymbolBlock's graph is fixed when built)."""
+    if hasattr(net, 'set_graph'):
+        net.set_graph(graph)
+    return net
+
+
 def _infer(net, x, graph):
-    with use_graph(graph):
-        return net(x).asnumpy()
+    return _in_graph(net, graph)(x).asnumpy()
 
 
 def _gradients(net, x, graph):
     """(input gradient, {parameter: gradient}) of a training step, ``net`` cast to float64."""
-    net.cast('float64')
-    with use_graph(graph):
-        x = x.astype('float64')
-        x.attach_grad()
-        with mx.autograd.record():
-            out = net(x)
-            weights = mx.nd.arange(out.size, dtype=out.dtype).reshape(out.shape) / out.size
-            loss = (out * weights).sum()
-        loss.backward()
+    _in_graph(net, graph).cast('float64')
+    x = x.astype('float64')
+    x.attach_grad()
+    with mx.autograd.record():
+        out = net(x)
+        weights = mx.nd.arange(out.size, dtype=out.dtype).reshape(out.shape) / out.size
+        loss = (out * weights).sum()
+    loss.backward()
     grads = {name: p.grad().asnumpy() for name, p in net.collect_params().items()
              if p.grad_req != 'null'}
     net.cast('float32')
@@ -88,9 +93,9 @@ def test_gluon_optimized_graph_equals_the_straightforward_one(name):
     for size, crop_free in ((EVEN, not name.startswith('densenet')), (ODD, False)):
         x = mx.nd.random.uniform(-1, 1, shape=(2, 3) + size)
         optimized = [_infer(net, x, 'optimized')]
-        assert net._graph_key == ('optimized', crop_free), (name, size)
+        assert net._graph == Graph('optimized', crop_free), (name, size)
         straightforward = [_infer(net, x, 'straightforward')]
-        assert net._graph_key == ('straightforward', False)
+        assert net._graph == Graph('straightforward', False)
         optimized += _gradients(net, x, 'optimized')
         straightforward += _gradients(net, x, 'straightforward')
         _assert_same(optimized, straightforward, '%s at %s' % (name, size))
@@ -104,8 +109,7 @@ def _symbol_networks():
 def test_symbol_optimized_graph_equals_the_straightforward_one(network, depth):
     for size in (EVEN, ODD):
         shape = (2, 3) + size
-        with use_graph('straightforward'):
-            plain = get_linear(network, depth, num_classes=10, ratio=0.25)
+        plain = get_linear(network, depth, num_classes=10, ratio=0.25, graph='straightforward')
         fast = get_linear(network, depth, num_classes=10, ratio=0.25, data_shape=shape)
         assert ('slice_like' in ops_of(fast)) == (size == ODD), (network, size)
         assert 'slice_like' in ops_of(plain)
@@ -131,18 +135,17 @@ def test_graph_modes_count_the_same_flops():
     for name in ('resnet152_v1f', 'mobilenet_v2_100'):
         counts = []
         for graph in ('optimized', 'straightforward'):
-            with use_graph(graph):
-                counts.append(flops.count_block(get_model(name, ratio=0.125), shape))
+            counts.append(flops.count_block(_in_graph(get_model(name, ratio=0.125), graph),
+                                            shape))
         assert counts[0].flops == counts[1].flops and counts[0].params == counts[1].params
-    with use_graph('straightforward'):
-        plain = flops.count_symbol(get_linear('resnetv2', 50, ratio=0.25), shape)
+    plain = flops.count_symbol(get_linear('resnetv2', 50, ratio=0.25, graph='straightforward'),
+                               shape)
     fast = flops.count_symbol(get_linear('resnetv2', 50, ratio=0.25, data_shape=shape), shape)
     assert fast.flops == plain.flops
 
 
 def test_optimized_graph_uses_mkldnn_friendly_operators():
-    with use_graph('straightforward'):
-        plain = ops_of(get_linear('resnetv2', 26, ratio=0.5))
+    plain = ops_of(get_linear('resnetv2', 26, ratio=0.5, graph='straightforward'))
     fast = ops_of(get_linear('resnetv2', 26, ratio=0.5, data_shape=(1, 3, 224, 224)))
     assert 'add_n' in plain and 'add_n' not in fast and 'elemwise_add' in fast
     assert plain.count('slice_like') > 0 and fast.count('slice_like') == 0
@@ -150,8 +153,8 @@ def test_optimized_graph_uses_mkldnn_friendly_operators():
     net.initialize()
     traced = ops_of(net(mx.sym.var('data')))
     assert 'relu' not in traced and 'Activation' in traced
-    with use_graph('straightforward'):
-        assert 'relu' in ops_of(net(mx.sym.var('data')))
+    net.set_graph('straightforward')
+    assert 'relu' in ops_of(net(mx.sym.var('data')))
 
 
 def test_crops_are_noops_follows_the_sizes():
@@ -179,13 +182,14 @@ def test_export_keeps_crops_unless_given_a_size(tmp_path):
     np.testing.assert_allclose(imported(x).asnumpy(), net(x).asnumpy(), RTOL, ATOL)
 
 
-def test_use_graph_rejects_unknown_modes_and_restores_the_mode():
+def test_unknown_graph_modes_are_refused_and_nothing_else_changes_a_build():
     with pytest.raises(ValueError, match='graph must be one of optimized, straightforward'):
-        with use_graph('fast'):
-            pass
-    with use_graph('straightforward'):
-        assert graph_mode() == 'straightforward'
-    assert graph_mode() == 'optimized'
+        get_model('resnet50_v1b', ratio=0.25).set_graph('fast')
+    with pytest.raises(ValueError, match='graph must be one of optimized, straightforward'):
+        get_linear('resnetv2', 26, ratio=0.25, graph='fast')
+    # the graph is an argument: a straightforward build leaves the next build optimized
+    get_linear('resnetv2', 26, ratio=0.25, graph='straightforward')
+    assert 'elemwise_add' in ops_of(get_linear('resnetv2', 26, ratio=0.25))
 
 
 @pytest.mark.parametrize('name', [n for n in get_model_list() if n.startswith('densenet')] +

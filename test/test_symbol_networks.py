@@ -8,6 +8,7 @@ import pytest
 import octconv.symbol as S
 from conftest import manifests
 from octconv.symbol import ops
+from octconv.utils.octave import OPTIMIZED, graph_options
 
 SYMBOL_MANIFESTS = manifests('symbol')
 
@@ -97,7 +98,9 @@ def test_plain_and_octave_op_sets_share_their_names():
     assert {'Convolution', 'BatchNorm', 'Activation', 'Pooling', 'ElementWiseSum', 'Concat',
             'broadcast_mul', 'expand_dims', 'FullyConnected', 'BN_ACT', 'BN_ACT_Conv',
             'Conv_BN', 'Conv_BN_ACT'} <= set(public)
-    assert ops.ops_for(-1) is ops.plain and ops.ops_for(0.25) is ops.octave
+    vanilla, octave = ops.ops_for(-1), ops.ops_for(0.25, graph_options('straightforward'))
+    assert type(vanilla) is ops.PlainOps and type(octave) is ops.OctaveOps
+    assert (vanilla.graph, octave.graph) == (OPTIMIZED, graph_options('straightforward'))
 
 
 def test_float16_body_returns_float32_logits():

@@ -33,7 +33,7 @@ import sys
 import time
 
 from .machine import describe_machine, machine_line
-from ..utils.octave import GRAPHS, use_graph
+from ..utils.octave import GRAPHS
 from ..utils.onnx_export import export_onnx, onnx_weights_as_constants
 
 __all__ = ['main', 'VARIANTS']
@@ -81,7 +81,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
     size = args.input_size
 
     def build(static_shape=True):
-        net = _model(args, ratio, data_shape=(1, 3, size, size))
+        net = _model(args, ratio, data_shape=(1, 3, size, size), graph=graph)
         if args.api == 'symbol':
             default_initializers(net)
         net.initialize(mx.init.Xavier())
@@ -89,37 +89,35 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
         return net
     inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
     variants = {VARIANTS[name]: {} for name in args.variants}
-    with use_graph(graph):
-        first = build()
-        first(inputs[batch_sizes[0]])
-        symbol, params = _inference_graph(first, (1, 3, size, size), mx)
-        for batch in batch_sizes:
-            shape = (batch, 3, size, size)
-            if '' in variants:
-                net = first if batch == batch_sizes[0] else build()
-                net(inputs[batch])
-                for name, param in net.collect_params().items():
-                    param.set_data(params[name])
-                variants[''][batch] = net
-            try:
-                for name, steps in _DEPLOY_STEPS.items():
-                    if VARIANTS[name] in variants:
-                        variants[VARIANTS[name]][batch] = for_inference(
-                            symbol, params, shape, **steps)
-            except Exception as err:          # the pass rejects some graphs: report, go on
-                print('ratio %g: MKLDNN fusion pass failed (%s)'
-                      % (ratio, str(err).splitlines()[0]), file=sys.stderr)
-        train_step = None
-        if args.train_batch and '' in variants:
-            train_step = _train_step(args, build, mx, graph)
+    first = build()
+    first(inputs[batch_sizes[0]])
+    symbol, params = _inference_graph(first, (1, 3, size, size), mx)
+    for batch in batch_sizes:
+        shape = (batch, 3, size, size)
+        if '' in variants:
+            net = first if batch == batch_sizes[0] else build()
+            net(inputs[batch])
+            for name, param in net.collect_params().items():
+                param.set_data(params[name])
+            variants[''][batch] = net
+        try:
+            for name, steps in _DEPLOY_STEPS.items():
+                if VARIANTS[name] in variants:
+                    variants[VARIANTS[name]][batch] = for_inference(
+                        symbol, params, shape, **steps)
+        except Exception as err:          # the pass rejects some graphs: report, go on
+            print('ratio %g: MKLDNN fusion pass failed (%s)'
+                  % (ratio, str(err).splitlines()[0]), file=sys.stderr)
+    train_step = None
+    if args.train_batch and '' in variants:
+        train_step = _train_step(args, build, mx)
     candidates = []
     for suffix, nets in variants.items():
         if len(nets) != len(batch_sizes):
             continue
 
         def infer(batch, nets=nets):
-            with use_graph(graph):
-                nets[batch](inputs[batch]).wait_to_read()
+            nets[batch](inputs[batch]).wait_to_read()
         label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
         candidates.append(_Candidate(label, ratio, infer, train_step if not suffix else None))
     return candidates
@@ -132,7 +130,7 @@ def _inference_graph(net, data_shape, mx):
     return net.export_graph(data_shape)
 
 
-def _train_step(args, build, mx, graph):
+def _train_step(args, build, mx):
     """A closure running one SGD step of a fresh copy of the model on random data."""
     trained = build(static_shape=False)
     trainer = mx.gluon.Trainer(trained.collect_params(), 'sgd', {'learning_rate': 1e-4})
@@ -142,12 +140,11 @@ def _train_step(args, build, mx, graph):
     train_x = mx.nd.random.uniform(shape=(args.train_batch, 3, size, size))
 
     def train_step():
-        with use_graph(graph):
-            with mx.autograd.record():
-                loss = loss_fn(trained(train_x), labels)
-            loss.backward()
-            trainer.step(args.train_batch)
-            mx.nd.waitall()
+        with mx.autograd.record():
+            loss = loss_fn(trained(train_x), labels)
+        loss.backward()
+        trainer.step(args.train_batch)
+        mx.nd.waitall()
     return train_step
 
 
@@ -158,11 +155,10 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
     writes it (weights made constants, without which onnxruntime optimizes nothing)
     and the one of ``export_onnx``; for OpenVINO the latter."""
     import numpy as np
-    net = _model(args, ratio)
+    net = _model(args, ratio, graph=graph)
     net.initialize(mx.init.Xavier())
     size = args.input_size
-    with use_graph(graph):
-        symbol, params = net.export_graph(data_shape=(1, 3, size, size))
+    symbol, params = net.export_graph(data_shape=(1, 3, size, size))
     suffixes = (' openvino',) if args.runtime == 'openvino' else (' mxnet-export',
                                                                    ' export_onnx')
     models = []
@@ -284,11 +280,12 @@ def _openvino_opener(args):
     return open_file
 
 
-def _model(args, ratio, data_shape=None):
+def _model(args, ratio, data_shape=None, graph='optimized'):
     """The benchmarked model at ``ratio`` (0 is vanilla, -1 for a Symbol network)."""
     from .models import build_model
     return build_model(args.api, args.model, args.depth,
-                       ratio if args.api == 'gluon' else ratio or -1, data_shape=data_shape)
+                       ratio if args.api == 'gluon' else ratio or -1, data_shape=data_shape,
+                       graph=graph)
 
 
 def _flop_ratio(args, ratio):

@@ -15,7 +15,7 @@ def default_model(api):
 
 
 def build_model(api, model=None, depth=50, ratio=0.25, classes=1000, use_se=False,
-                last_gamma=False, final_drop=0., data_shape=None):
+                last_gamma=False, final_drop=0., data_shape=None, graph='optimized'):
     """Model ``model`` of ``api`` ('symbol' or 'gluon') as a HybridBlock, not initialised.
 
     Input ``data`` (N, 3, H, W), output logits (N, ``classes``). ``ratio`` is the
@@ -24,17 +24,20 @@ def build_model(api, model=None, depth=50, ratio=0.25, classes=1000, use_se=Fals
     (``depth`` layers) comes as a ``SymbolBlock``; ``data_shape`` specialises its graph
     to one input size (see :func:`octconv.symbol.get_linear`). ``use_se`` and
     ``last_gamma`` are Gluon options: a model without them raises ValueError naming it,
-    as does a Symbol network (SE is the ``seresnetv2`` network there).
+    as does a Symbol network (SE is the ``seresnetv2`` network there). ``graph`` is
+    'optimized' or 'straightforward' (the graph as the equations read).
     """
     model = model or default_model(api)
     if api == 'gluon':
-        return get_model(model, ratio=ratio, classes=classes, final_drop=final_drop,
-                         use_se=use_se, last_gamma=last_gamma)
+        net = get_model(model, ratio=ratio, classes=classes, final_drop=final_drop,
+                        use_se=use_se, last_gamma=last_gamma)
+        net.set_graph(graph)
+        return net
     if api != 'symbol':
         raise ValueError("api must be 'symbol' or 'gluon', got %r" % (api,))
     if use_se or last_gamma:
         raise ValueError('the Symbol network %s has no %s option (SE: --network seresnetv2)'
                          % (model, 'use_se' if use_se else 'last_gamma'))
     symbol = get_linear(model, depth, num_classes=classes, ratio=ratio, dropout=final_drop,
-                        data_shape=data_shape)
+                        data_shape=data_shape, graph=graph)
     return mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))

@@ -28,70 +28,51 @@ makes the Symbol networks and the Gluon ``hybrid_forward`` graphs.
 
 Two graphs of the same function
 -------------------------------
-The builders make the ``'optimized'`` graph unless :func:`use_graph` says
-``'straightforward'`` (the graph as the equations read, kept for checking).
+Every builder takes ``graph``, a :class:`Graph` (default :data:`OPTIMIZED`): the
+``'optimized'`` graph, or ``'straightforward'`` (the graph as the equations read,
+kept for checking). No builder reads any other input.
 Same parameters, same outputs; the optimized one:
 
 - sums two maps with ``elemwise_add`` (which MKLDNN runs in its own layout and
   fuses into the preceding convolution) instead of ``ElementWiseSum``;
 - computes relu with the ``Activation`` operator (MKLDNN's) instead of ``relu``;
-- leaves out the crops of odd sizes when the model building the graph has
-  checked that every map it makes has even sides (:func:`assume_even_sizes`,
-  :func:`crops_are_noops`).
+- leaves out the crops of odd sizes (and averages 2x2 windows without padding) when
+  the model building the graph has checked that every map it makes has even sides
+  (``Graph.even_sizes``, checked with :func:`crops_are_noops`).
 """
 import json
-import threading
 from collections import namedtuple
-from contextlib import contextmanager
 
 __all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
            'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
            'downsample', 'upsample_like', 'half_grid', 'octave_pool',
-           'GRAPHS', 'graph_mode', 'use_graph', 'assume_even_sizes', 'crops_are_noops',
+           'GRAPHS', 'Graph', 'OPTIMIZED', 'graph_options', 'crops_are_noops',
            'add', 'activation', 'sum_pairs', 'concat_channels', 'UNCOUNTED']
 
 GRAPHS = ('optimized', 'straightforward')
-_settings = threading.local()
 
 
-def graph_mode():
-    """The graph builders make now: ``'optimized'`` (the default) or ``'straightforward'``."""
-    return getattr(_settings, 'graph', None) or 'optimized'
+class Graph(namedtuple('Graph', ['mode', 'even_sizes'])):
+    """Which graph a builder makes: ``mode`` (one of :data:`GRAPHS`) and ``even_sizes``,
+    True when the caller has checked that every map has even sides (the optimized graph
+    then leaves out the crops and the padding that odd sizes need)."""
+
+    __slots__ = ()
+
+    @property
+    def skips_crops(self):
+        """Whether crops (and padded pooling) are left out."""
+        return self.mode == 'optimized' and self.even_sizes
 
 
-@contextmanager
-def _setting(name, value):
-    previous = getattr(_settings, name, None)
-    setattr(_settings, name, value)
-    try:
-        yield
-    finally:
-        setattr(_settings, name, previous)
-
-
-def use_graph(mode):
-    """Context manager: build the ``mode`` graph (one of :data:`GRAPHS`) inside it.
-
-    A Gluon model builds its graph at its first forward call; an
-    :class:`~octconv.gluon.base.OctaveModel` rebuilds it when called under
-    another mode.
-    """
+def graph_options(mode='optimized', even_sizes=False):
+    """The :class:`Graph` of ``mode`` ('optimized' or 'straightforward'); ValueError else."""
     if mode not in GRAPHS:
         raise ValueError('graph must be one of %s, got %r' % (', '.join(GRAPHS), mode))
-    return _setting('graph', mode)
+    return Graph(mode, bool(even_sizes))
 
 
-def assume_even_sizes(even=True):
-    """Context manager: the caller has checked that every map is of even height and width.
-
-    Inside it the optimized graph leaves out the crops that odd sizes need
-    (they would copy a map to itself). Use :func:`crops_are_noops` to check.
-    """
-    return _setting('even', bool(even))
-
-
-def _skip_crops():
-    return graph_mode() == 'optimized' and bool(getattr(_settings, 'even', False))
+OPTIMIZED = Graph('optimized', False)
 
 
 def crops_are_noops(symbol, data_shape, data_name='data'):
@@ -119,7 +100,7 @@ def crops_are_noops(symbol, data_shape, data_name='data'):
 UNCOUNTED = {'__paper_flops__': '0'}
 
 
-def activation(F, x, act_type='relu', counted=True, name=None):
+def activation(F, x, act_type='relu', counted=True, name=None, graph=OPTIMIZED):
     """``act_type`` of ``x`` ('relu', 'relu6', 'sigmoid', 'tanh', 'softrelu'), any shape.
 
     relu is the ``Activation`` operator in the optimized graph and ``relu`` in
@@ -130,7 +111,7 @@ def activation(F, x, act_type='relu', counted=True, name=None):
         return F.clip(x, 0, 6, name=name)
     if act_type != 'relu':
         return getattr(F, act_type)(x, name=name)
-    if graph_mode() == 'straightforward':
+    if graph.mode == 'straightforward':
         if counted:
             return F.Activation(x, act_type='relu', name=name)
         return F.relu(x, name=name)
@@ -157,14 +138,14 @@ def concat_channels(F, parts, name=None):
     return F.reshape_like(joined, parts[0], lhs_begin=2, rhs_begin=2, name=name)
 
 
-def add(F, parts, name=None):
+def add(F, parts, name=None, graph=OPTIMIZED):
     """Sum of the maps in ``parts`` (``None`` entries skipped); ``None`` if all are."""
     parts = [p for p in parts if p is not None]
     if not parts:
         return None
     if len(parts) == 1:
         return parts[0]
-    if len(parts) == 2 and graph_mode() == 'optimized':
+    if len(parts) == 2 and graph.mode == 'optimized':
         return F.elemwise_add(*parts, name=name)
     return F.ElementWiseSum(*parts, name=name)
 
@@ -335,28 +316,28 @@ def _ints2(value, what, name):
     return value
 
 
-def downsample(F, x, name=None):
+def downsample(F, x, name=None, graph=OPTIMIZED):
     """2x2 stride-2 average pooling, ceil convention: (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2)).
 
-    An odd side pads one row or column, left out of the average. Inside
-    :func:`assume_even_sizes` nothing is padded and the padding-inclusive average
+    An odd side pads one row or column, left out of the average. With
+    ``graph.even_sizes`` nothing is padded and the padding-inclusive average
     (the same numbers) is used: MKLDNN trains the padding-exclusive one in its
     inference mode and logs "training with prop_kind is forward_scoring" for it.
     """
     return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
-                     pooling_convention='full', count_include_pad=_skip_crops(), name=name)
+                     pooling_convention='full', count_include_pad=graph.skips_crops, name=name)
 
 
-def upsample_like(F, x, like, name=None):
+def upsample_like(F, x, like, name=None, graph=OPTIMIZED):
     """Nearest 2x upsampling of ``x`` cropped to the spatial size of ``like``.
 
     ``x`` is (N, C, ceil(H/2), ceil(W/2)); the result is (N, C, H, W) where
-    (H, W) is ``like``'s size. Without ``like``, or inside
-    :func:`assume_even_sizes` in the optimized graph, the result is (N, C, 2h, 2w).
+    (H, W) is ``like``'s size. Without ``like``, or when ``graph`` skips crops, the
+    result is (N, C, 2h, 2w).
     """
     up = F.UpSampling(x, scale=2, sample_type='nearest', num_args=1,
                       name=None if name is None else name + '_up')
-    if like is None or _skip_crops():
+    if like is None or graph.skips_crops:
         return up
     return F.slice_like(up, like, axes=(2, 3), name=None if name is None else name + '_crop')
 
@@ -370,15 +351,14 @@ def half_grid(F, x, name=None):
                    step=(None, 1, 2, 2), name=name)
 
 
-def octave_pool(F, x_high, x_low, name=None, **pool_kwargs):
+def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
     """``F.Pooling`` of both parts with the same settings; returns ``(high, low)``.
 
     The high part is pooled exactly as asked. When the pooling shrinks the map
     (stride > 1, not global), the low part is pooled with the ceil convention
     and cropped to ``ceil(H'/2)`` of the pooled high size ``H'``, so the pair
     stays consistent for odd sizes; for sizes divisible by 4 this is the same
-    as pooling both parts as asked. Inside :func:`assume_even_sizes` the
-    optimized graph leaves the crop out.
+    as pooling both parts as asked. When ``graph`` skips crops the crop is left out.
     """
     def pool(x, suffix, **overrides):
         if x is None:
@@ -392,13 +372,13 @@ def octave_pool(F, x_high, x_low, name=None, **pool_kwargs):
     if x_low is None or x_high is None or not shrinks:
         return y_high, pool(x_low, 'l')
     y_low = pool(x_low, 'l', pooling_convention='full')
-    if _skip_crops():
+    if graph.skips_crops:
         return y_high, y_low
     return y_high, F.slice_like(y_low, half_grid(F, y_high), axes=(2, 3),
                                 name=None if name is None else name + '-l_crop')
 
 
-def octave_conv(F, spec, x_high, x_low, params, name=None):
+def octave_conv(F, spec, x_high, x_low, params, name=None, graph=OPTIMIZED):
     """Build Eq. 4 for one layer.
 
     Parameters
@@ -415,6 +395,8 @@ def octave_conv(F, spec, x_high, x_low, params, name=None):
     name : str, optional
         Prefix of the operator names (``<name>-h2l`` ...); ``spec.name`` by
         default. Gluon passes '' since its name scope already adds the prefix.
+    graph : Graph
+        The graph to build (:data:`OPTIMIZED` by default).
 
     Returns
     -------
@@ -427,7 +409,7 @@ def octave_conv(F, spec, x_high, x_low, params, name=None):
     name = spec.name if name is None else name
     paths = spec.paths
     if spec.stride == 2 and x_high is not None:
-        x_high = downsample(F, x_high, name='%s-h_down' % name)
+        x_high = downsample(F, x_high, name='%s-h_down' % name, graph=graph)
 
     def conv(path, x):
         p = paths[path]
@@ -442,20 +424,21 @@ def octave_conv(F, spec, x_high, x_low, params, name=None):
     if 'h2h' in paths:
         y['h2h'] = conv('h2h', x_high)
     if 'h2l' in paths:
-        y['h2l'] = conv('h2l', downsample(F, x_high, name='%s-h2l_down' % name))
+        y['h2l'] = conv('h2l', downsample(F, x_high, name='%s-h2l_down' % name, graph=graph))
     if 'l2l' in paths:
         y['l2l'] = conv('l2l', x_low if spec.stride == 1 else
-                        downsample(F, x_low, name='%s-l2l_down' % name))
+                        downsample(F, x_low, name='%s-l2l_down' % name, graph=graph))
     if 'l2h' in paths:
         # With stride 2 the low map already has the size of the high output.
         y['l2h'] = conv('l2h', x_low)
         if spec.stride == 1:
-            y['l2h'] = upsample_like(F, y['l2h'], y.get('h2h', x_high), name='%s-l2h' % name)
-    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name),
-            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name))
+            y['l2h'] = upsample_like(F, y['l2h'], y.get('h2h', x_high), name='%s-l2h' % name,
+                                     graph=graph)
+    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name, graph),
+            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name, graph))
 
 
-def octave_dense(F, spec, x_high, x_low, params):
+def octave_dense(F, spec, x_high, x_low, params, graph=OPTIMIZED):
     """Fully-connected counterpart of :func:`octave_conv`.
 
     ``x_high`` (N, C_h, ...) and ``x_low`` (N, C_l, ...) are flattened; returns
@@ -470,8 +453,8 @@ def octave_dense(F, spec, x_high, x_low, params):
         args = (source[path[0]], weight) if bias is None else (source[path[0]], weight, bias)
         y[path] = F.FullyConnected(*args, num_hidden=p.channels, no_bias=bias is None,
                                    name='%s-%s' % (spec.name, path))
-    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % spec.name),
-            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % spec.name))
+    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % spec.name, graph),
+            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % spec.name, graph))
 
 
 def _check_inputs(spec, x_high, x_low):
