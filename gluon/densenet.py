@@ -7,18 +7,13 @@ last stage runs at ratio 0.
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import concat_channels
+from ..utils.octave import concat_pairs
 from ..utils.stages import DENSENET_STAGES as STAGES
 from . import nn as octave
 from .base import OctaveModel, batchnorm_kwargs, global_pool, octave_channels, refuse_options
 
 __all__ = ['DenseLayer', 'Transition', 'DenseNet', 'densenet121', 'densenet161', 'densenet169',
            'densenet201']
-
-
-def _concat_pairs(F, a, b):
-    return tuple(y if x is None else x if y is None else concat_channels(F, (x, y))
-                 for x, y in zip(a, b))
 
 
 class DenseLayer(HybridBlock):
@@ -43,7 +38,7 @@ class DenseLayer(HybridBlock):
         x = (x_high, x_low)
         out = self.conv1(*self.relu1(*self.bn1(*x)))
         out = self.conv2(*self.relu2(*self.bn2(*out)))
-        return _concat_pairs(F, x, out)
+        return concat_pairs(F, x, out)
 
 
 class Transition(HybridBlock):

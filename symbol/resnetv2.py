@@ -9,7 +9,7 @@ from .blocks import BottleNeckV2
 from .head import check_depth, classifier, data_input, float32_output, softmax_output
 from .ops import check_ratio, plain, single
 
-__all__ = ['STAGES', 'get_before_pool', 'get_linear', 'get_symbol']
+__all__ = ['STAGES', 'get_before_pool', 'get_linear', 'get_symbol', 'variant']
 
 # depth -> bottleneck units in stages 2, 3, 4, 5
 STAGES = {26: (2, 2, 2, 2),
@@ -57,3 +57,23 @@ def get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, group=1
     return softmax_output(get_linear(num_classes, depth, ratio, dropout, use_fp16, group=group,
                                      scaler=scaler, use_se=use_se, network=network,
                                      graph=graph))
+
+
+def variant(**fixed):
+    """``(get_before_pool, get_linear, get_symbol)`` of a ResNet v2 variant whose ``fixed``
+    options (``use_se``, ``group``, ``scaler``, ``network``) are set, with the
+    signatures every network module has."""
+    def variant_before_pool(depth, ratio=-1, use_fp16=False, graph=OPTIMIZED):
+        """See :func:`octconv.symbol.resnetv2.get_before_pool`."""
+        return get_before_pool(depth, ratio, use_fp16, graph=graph, **fixed)
+
+    def variant_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False,
+                       graph=OPTIMIZED):
+        """Logits (N, num_classes); see :func:`octconv.symbol.resnetv2.get_linear`."""
+        return get_linear(num_classes, depth, ratio, dropout, use_fp16, graph=graph, **fixed)
+
+    def variant_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False,
+                       graph=OPTIMIZED):
+        """The training symbol with ``softmax`` output."""
+        return get_symbol(num_classes, depth, ratio, dropout, use_fp16, graph=graph, **fixed)
+    return variant_before_pool, variant_linear, variant_symbol

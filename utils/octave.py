@@ -47,7 +47,7 @@ __all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
            'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
            'downsample', 'upsample_like', 'half_grid', 'octave_pool',
            'GRAPHS', 'Graph', 'OPTIMIZED', 'graph_options', 'crops_are_noops',
-           'add', 'activation', 'sum_pairs', 'concat_channels', 'UNCOUNTED']
+           'add', 'activation', 'sum_pairs', 'concat_pairs', 'concat_channels', 'UNCOUNTED']
 
 GRAPHS = ('optimized', 'straightforward')
 
@@ -124,6 +124,12 @@ def activation(F, x, act_type='relu', counted=True, name=None, graph=OPTIMIZED):
 def sum_pairs(a, b):
     """The part-wise sum of two ``(high, low)`` pairs; an absent part (None) adds nothing."""
     return tuple(x if y is None else y if x is None else x + y for x, y in zip(a, b))
+
+
+def concat_pairs(F, a, b):
+    """The part-wise channel concatenation of two ``(high, low)`` pairs (None: absent)."""
+    return tuple(y if x is None else x if y is None else concat_channels(F, (x, y))
+                 for x, y in zip(a, b))
 
 
 def concat_channels(F, parts, name=None):
