@@ -20,9 +20,9 @@ from mxnet import autograd, gluon
 from ..utils.data import DataError, batches, equal_batches
 from ..utils.flops import trace_block
 from . import checkpoint, preprocessing
-from .schedule import make_lr_scheduler
 from .evaluate import num_images, score
 from .models import build_model
+from .schedule import make_lr_scheduler
 from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'TrainingData', 'INITIALIZERS', 'build_network', 'fit',
