@@ -270,3 +270,24 @@ def test_score_table_finds_released_files_by_name(packed, tmp_path, capsys):
     assert [(r['file'], r['paper_top1'], r['images'], r['convention']) for r in rows] == [
         ('a02_resnet-26_alpha-0.250.tar', 76.1, 6, 'symbol'),
         ('mobilenet_v1_075_alpha-0.375.params', 70.5, 6, 'gluon')]
+
+
+def test_one_scan_serves_every_class_count_and_a_bad_label_is_still_placed(packed, monkeypatch):
+    calls = []
+    real = data.check_recordio
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get('num_classes'))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(data, 'check_recordio', counted)
+    data._scan.cache_clear()
+    rec = packed + '_train.rec'
+    idx = data.index_beside(rec)
+    assert idx == packed + '_train.idx' and data.index_beside(rec, 'given.idx') == 'given.idx'
+    first = data.check_once(rec, idx, None, False)
+    assert data.check_once(rec, idx, 10, False) is first       # the same scan, labels checked
+    assert calls == [None]
+    with pytest.raises(DataError, match=r'_train\.rec, record \d+ at byte \d+: label \d+ is '
+                                        r'not a class index in \[0, 2\)'):
+        data.check_once(rec, idx, 2, False)
+    assert calls == [None, 2]                   # a second scan only to place the bad label

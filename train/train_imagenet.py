@@ -24,10 +24,12 @@ import sys
 
 from mxnet.base import MXNetError
 
-from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
-from ..utils.data import DataError
+from ..utils.data import DataError, check_once, index_beside
+from ..utils.demo_data import demo_records
+from ..utils.im2rec import list_image_folder
 from ..utils.params import CheckpointMismatch
 from . import checkpoint
+from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from .config import RunConfig, resolve, typed_flags
 from .fit import INITIALIZERS, TrainingData, TrainingDiverged, epoch_seed, fit
 from .recipes import HEADLINE, RECIPES, get_recipe
@@ -199,9 +201,6 @@ def _resume_folder(config):
 
 def _training_set(config):
     """(classes found, training images), checking the data before training."""
-    from ..utils.data import check_once
-    from ..utils.demo_data import demo_records
-    from ..utils.im2rec import list_image_folder
     if config.data_dir:
         folder = os.path.join(config.data_dir, 'train')
         classes, items = list_image_folder(folder)
@@ -210,15 +209,14 @@ def _training_set(config):
                             % (folder, len(classes), config.classes))
         return len(classes), len(items)
     rec = config.rec_train or demo_records()['train']
-    info = check_once(rec, config.rec_train_idx, config.classes, False)
+    info = check_once(rec, index_beside(rec, config.rec_train_idx), config.classes,
+                      config.validate)
     return int(max(info.labels)) + 1, info.count
 
 
 def _check_validation_set(config, classes):
-    """Scan the validation data now, not after the first training epoch."""
-    from ..utils.data import check_once
-    from ..utils.demo_data import demo_records
-    from ..utils.im2rec import list_image_folder
+    """Scan the validation data now, not after the first training epoch (the iterators
+    reuse the scan)."""
     if config.data_dir:
         found, _ = list_image_folder(os.path.join(config.data_dir, 'val'))
         if len(found) > classes:
@@ -227,7 +225,7 @@ def _check_validation_set(config, classes):
         return
     rec = config.rec_val or (None if config.rec_train else demo_records()['val'])
     if rec is not None:
-        check_once(rec, config.rec_val_idx, classes, False)
+        check_once(rec, index_beside(rec, config.rec_val_idx), classes, config.validate)
 
 
 def training_data(config, ctx, num_parts=1, part_index=0):
@@ -244,8 +242,7 @@ def training_data(config, ctx, num_parts=1, part_index=0):
     batch_total = config.batch_size * len(ctx)
     share = math.ceil(count / num_parts)
     if num_parts > 1:
-        if config.rec_train and not (config.rec_train_idx or os.path.isfile(
-                os.path.splitext(config.rec_train)[0] + '.idx')):
+        if config.rec_train and not index_beside(config.rec_train, config.rec_train_idx):
             raise DataError('%s: distributed training needs its .idx beside it (each worker '
                             'reads a share of the records by index)' % config.rec_train)
         if part_index * share >= count:

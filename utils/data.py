@@ -19,8 +19,8 @@ from collections import namedtuple
 from .recordio_check import DataError, check_recordio
 
 __all__ = ['Normalization', 'NORMALIZATIONS', 'validation_resize', 'check_once', 'train_iter',
-           'val_iter', 'image_folder_loader', 'batches', 'equal_batches', 'open_source',
-           'DataError']
+           'val_iter', 'image_folder_loader', 'batches', 'equal_batches', 'index_beside',
+           'open_source', 'DataError']
 
 Normalization = namedtuple('Normalization', ['mean', 'std', 'inter_method'])
 
@@ -57,16 +57,29 @@ def _norm_kwargs(norm):
 
 def check_once(rec, idx, num_classes, decode):
     """:func:`check_recordio`, once per file version: the loops open a fresh iterator every
-    epoch, and a scan of ImageNet's 1.28M records need not be repeated. The last 16 scans
-    are remembered (a version is the files' size and modification time)."""
+    epoch, and a scan of ImageNet's 1.28M records need not be repeated. One scan serves
+    every ``num_classes`` (the labels it saw are checked against it; only a bad one makes
+    a second scan, for the record's place). The last 16 scans are remembered (a version
+    is the files' size and modification time)."""
     versions = tuple((os.path.getsize(p), os.path.getmtime(p)) if p and os.path.isfile(p)
                      else None for p in (rec, idx))
-    return _scan(rec, idx, num_classes, decode, versions)
+    info = _scan(rec, idx, decode, versions)
+    if num_classes is not None and not all(label == int(label) and 0 <= label < num_classes
+                                           for label in info.labels):
+        check_recordio(rec, idx, num_classes=num_classes, decode=decode)   # raises, naming it
+    return info
 
 
 @functools.lru_cache(maxsize=16)
-def _scan(rec, idx, num_classes, decode, versions):
-    return check_recordio(rec, idx, num_classes=num_classes, decode=decode)
+def _scan(rec, idx, decode, versions):
+    return check_recordio(rec, idx, decode=decode)
+
+
+def index_beside(rec, idx=None):
+    """``idx``, or the ``.idx`` file beside ``rec`` when there is one (else None)."""
+    if idx is None and rec is not None and os.path.isfile(os.path.splitext(rec)[0] + '.idx'):
+        return os.path.splitext(rec)[0] + '.idx'
+    return idx
 
 
 def _counted(count, iterator):
@@ -209,8 +222,7 @@ def open_source(rec=None, idx=None, folder=None, train=False, batch_size=32, inp
         return image_folder_loader(folder, batch_size, train, input_size=input_size,
                                    crop_ratio=crop_ratio, convention=convention,
                                    min_area=min_area)
-    if idx is None and os.path.isfile(os.path.splitext(rec)[0] + '.idx'):
-        idx = os.path.splitext(rec)[0] + '.idx'
+    idx = index_beside(rec, idx)
     if train:
         return train_iter(rec, idx, batch_size, input_size, num_classes, num_parts, part_index,
                           threads, seed, convention, validate=validate, min_area=min_area)
