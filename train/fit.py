@@ -266,17 +266,16 @@ def _load_checkpoint(config, net, trainer, ctx, folder):
 
 
 def _all_finite(arrays):
-    """Whether every element of ``arrays`` is finite, in one check per 100 arrays (MXNet's
-    ``multi_all_finite`` corrupts its arguments beyond a few hundred)."""
-    chunks = [arrays[i:i + 100] for i in range(0, len(arrays), 100)]
-    flags = [mx.nd.multi_all_finite(*chunk, num_arrays=len(chunk)) for chunk in chunks]
-    return all(flag.asscalar() == 1 for flag in flags)
+    """Whether every element of ``arrays`` is finite: one check per 100 arrays (MXNet's
+    ``multi_all_finite`` corrupts its arguments beyond a few hundred), one sync."""
+    flags = [mx.nd.multi_all_finite(*arrays[i:i + 100], num_arrays=len(arrays[i:i + 100]))
+             for i in range(0, len(arrays), 100)]
+    return mx.nd.add_n(*flags).asscalar() == len(flags)
 
 
-def _first_non_finite(net, ctx):
-    """The name of the first parameter (on ``ctx``) holding a NaN or infinity, or None."""
-    params = list(net.collect_params().values())
-    arrays = [p.data(ctx) for p in params]
+def _first_non_finite(params, arrays):
+    """The name of the first of ``params`` (values ``arrays``) holding a NaN or infinity,
+    or None."""
     if _all_finite(arrays):
         return None
     return next(p.name for p, a in zip(params, arrays) if not _all_finite([a]))
@@ -292,6 +291,7 @@ def _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total, class
     loss_sum = correct = seen = batches_done = 0
     bar = tqdm(total=total, unit='img', desc='epoch %d' % (epoch + 1),
                disable=not config.progress)
+    params, arrays = list(net.collect_params().values()), None
     start = time.time()
     for batch_index, (data, label, valid) in enumerate(epoch_batches):
         targets = one_hot_targets(mx.nd, label, classes, config.label_smoothing)
@@ -309,7 +309,9 @@ def _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total, class
                                    'checkpoint is %s' % (batch_loss, epoch + 1, batch_index + 1,
                                                          checkpoint.latest(config.save_dir)))
         trainer.step(valid * workers)         # the global batch when gradients are summed
-        bad = _first_non_finite(net, ctx[0])
+        if arrays is None:          # after the first forward pass (deferred initialisation)
+            arrays = [p.data(ctx[0]) for p in params]    # updated in place by every step
+        bad = _first_non_finite(params, arrays)
         if bad is not None:     # a finite loss can still leave weights at inf or NaN
             raise TrainingDiverged('parameter %s became NaN or infinite at epoch %d, batch %d '
                                    '(lr %g); the last good checkpoint is %s'
