@@ -22,7 +22,8 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
         assert min(r['b%d_time_ratio' % batch] for r in vanilla) == 1.0
     assert {r['variant'] for r in rows} == {
         'ratio %s%s' % (ratio, suffix) for ratio in ('0', '0.5')
-        for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion', ' for_inference')}
+        for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion',
+                       ' for_inference unmerged', ' for_inference')}
     octave = [r for r in rows if r['ratio'] == 0.5 and 'fusion' not in r['variant']][0]
     shape = (1, 3, 32, 32)
     want = (flops.count_block(get_model('mobilenet_v1_075', ratio=0.5), shape).flops /

@@ -6,7 +6,8 @@ import pytest
 from conftest import ops_of
 from octconv.gluon import get_model
 from octconv.symbol import get_linear
-from octconv.utils.deploy import fold_batchnorm, for_inference, upsampling_as_deconvolution
+from octconv.utils.deploy import (fold_batchnorm, for_inference, merge_summed_convolutions,
+                                  upsampling_as_deconvolution, upsampling_first)
 from octconv.utils.onnx_export import export_onnx, onnx_weights_as_constants
 
 
@@ -67,6 +68,21 @@ def test_folded_gluon_models_give_the_same_outputs(name, size, tmp_path):
     assert len(names) == ops_of(folded).count('UpSampling') > 0
     assert 'UpSampling' not in ops_of(rewritten)
     _assert_close(_run(rewritten, rewritten_params, x), want)
+    moved_symbol, moved_params, moved = upsampling_first(rewritten, rewritten_params)
+    np.testing.assert_array_equal(_run(moved_symbol, moved_params, x),
+                                  _run(rewritten, rewritten_params, x))
+    merged_symbol, merged_params, merged = merge_summed_convolutions(
+        moved_symbol, moved_params, shape)
+    adds = ops_of(moved_symbol).count('elemwise_add')
+    assert ops_of(merged_symbol).count('elemwise_add') == adds - len(merged)
+    assert ops_of(merged_symbol).count('Concat') - ops_of(moved_symbol).count('Concat') \
+        == len(merged)
+    if name.startswith('resnet'):
+        # ratio 0.25: every bottleneck's last low-to-high path (16 in, 48 out at the
+        # first stage) moves its upsampling; every sum of two paths merges
+        assert moved and all(n.endswith('conv3-l2h') for n in moved)
+        assert len(merged) > 2 * len(moved)
+    _assert_close(_run(merged_symbol, merged_params, x), want)
     _assert_close(for_inference(symbol, params, shape)(x).asnumpy(), want)
 
 
@@ -87,6 +103,7 @@ def test_folding_a_symbol_network_keeps_its_pre_activation_batchnorms():
     assert any(name.endswith('conv2_bn-h') for name in names)
     assert not any(name.endswith(('conv1_bn-h', 'conv1_bn-l')) for name in names)
     _assert_close(_run(folded, folded_params, x), _run(symbol, params, x))
+    _assert_close(for_inference(symbol, params, shape)(x).asnumpy(), _run(symbol, params, x))
 
 
 def test_a_convolution_read_elsewhere_is_not_folded():
@@ -122,6 +139,93 @@ def test_upsampling_as_deconvolution_repeats_each_pixel(scale):
     conv_out = _run(conv, params, x)
     want = conv_out.repeat(scale, axis=2).repeat(scale, axis=3)     # numpy nearest upsampling
     np.testing.assert_array_equal(_run(rewritten, new_params, x), want)
+
+
+def _conv(data, name, num_filter=4, kernel=(3, 3), pad=(1, 1), stride=(1, 1)):
+    return mx.sym.Convolution(data, num_filter=num_filter, kernel=kernel, pad=pad,
+                              stride=stride, name=name)
+
+
+def _random_params(symbol, data_shape, seed=0):
+    arg_shapes, _, _ = symbol.infer_shape(data=data_shape)
+    rng = np.random.RandomState(seed)
+    return {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
+            zip(symbol.list_arguments(), arg_shapes) if n != 'data'}
+
+
+def _run_on(symbol, params, x):
+    args = dict(params, data=mx.nd.array(x))
+    return symbol.bind(mx.cpu(), args).forward()[0].asnumpy()
+
+
+def test_merged_convolutions_compute_the_sum_of_both():
+    data = mx.sym.var('data')
+    total = mx.sym.elemwise_add(_conv(data, 'ca'), _conv(mx.sym.Activation(data, act_type='relu'),
+                                                        'cb'), name='total')
+    shape = (2, 3, 6, 5)
+    params = _random_params(total, shape)
+    x = np.random.RandomState(1).uniform(-1, 1, shape)
+    merged, merged_params, names = merge_summed_convolutions(total, params, shape)
+    assert names == ['total']
+    assert [op for op in ops_of(merged) if op != 'null'] == ['Activation', 'Concat', 'Convolution']
+    assert merged_params['total_weight'].shape == (4, 6, 3, 3)
+    # numpy: both convolutions' outputs, by the definition of a 3x3 convolution, summed
+    want = 0
+    for name, inputs in (('ca', x), ('cb', np.maximum(x, 0))):
+        padded = np.pad(inputs, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        weight = params[name + '_weight'].asnumpy()
+        out = np.zeros((2, 4, 6, 5))
+        for i in range(3):
+            for j in range(3):
+                out += np.einsum('nchw,oc->nohw', padded[:, :, i:i + 6, j:j + 5], weight[:, :, i, j])
+        want = want + out + params[name + '_bias'].asnumpy()[None, :, None, None]
+    np.testing.assert_allclose(_run_on(merged, merged_params, x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('case', ['other kernel', 'read elsewhere',
+                                  'other input size', 'read by a BatchNorm'])
+def test_convolutions_that_differ_are_not_merged(case):
+    data = mx.sym.var('data')
+    shape = (1, 3, 8, 8)
+    other = mx.sym.Activation(data, act_type='relu')
+    first, second = _conv(data, 'ca'), _conv(other, 'cb')
+    if case == 'other kernel':                  # 3x3 padded and 1x1: both 8x8
+        second = _conv(other, 'cb', kernel=(1, 1), pad=(0, 0))
+    elif case == 'other input size':            # stride 2 on 8x8 and on 7x7: both 4x4
+        first = _conv(data, 'ca', stride=(2, 2))
+        cropped = mx.sym.slice(other, begin=(None, None, 0, 0), end=(None, None, 7, 7))
+        second = _conv(cropped, 'cb', stride=(2, 2))
+    total = mx.sym.elemwise_add(first, second, name='total')
+    if case == 'read elsewhere':
+        total = mx.sym.Group([total, second])
+    if case == 'read by a BatchNorm':
+        total = mx.sym.BatchNorm(total, name='bn')
+    params = _random_params(total, shape)
+    _, _, names = merge_summed_convolutions(total, params, shape)
+    assert names == []
+    if case == 'other input size':              # the same pair on inputs of one size merges
+        same = mx.sym.elemwise_add(first, _conv(other, 'cb', stride=(2, 2)), name='total')
+        assert merge_summed_convolutions(same, _random_params(same, shape), shape)[2] == ['total']
+
+
+@pytest.mark.parametrize('channels,moved', [(2, True), (12, False)])
+def test_upsampling_moves_in_front_of_a_pointwise_convolution(channels, moved):
+    data = mx.sym.var('data')
+    conv = mx.sym.Convolution(data, num_filter=16, kernel=(1, 1), name='c')
+    up = mx.sym.UpSampling(conv, scale=2, sample_type='nearest', num_args=1, name='up')
+    shape = (2, channels, 3, 5)
+    params = _random_params(conv, shape)
+    rewritten, rewritten_params, _ = upsampling_as_deconvolution(up, params)
+    out, out_params, names = upsampling_first(rewritten, rewritten_params)
+    ops = [op for op in ops_of(out) if op != 'null']
+    x = np.random.RandomState(2).uniform(-1, 1, shape)
+    want = _run_on(conv, params, x).repeat(2, axis=2).repeat(2, axis=3)
+    if moved:                                   # 2 / 16 <= 0.25
+        assert names == ['c'] and ops == ['Deconvolution', 'Convolution']
+        assert out_params['up_in_weight'].shape == (channels, 1, 2, 2)
+    else:                                       # 12 / 16 > 0.25: left as it was
+        assert names == [] and ops == ['Convolution', 'Deconvolution']
+    np.testing.assert_allclose(_run_on(out, out_params, x), want, rtol=1e-6, atol=1e-6)
 
 
 def _onnx_session(path, optimized=None):

@@ -6,8 +6,9 @@ untimed, to be back in the caches, then ``--inner`` timed runs) and the median
 is reported: inference latency and throughput at each batch size (one model
 instance per batch size, so that no shape changes), and a training step
 (forward, backward, update). Each model is timed as built, through MXNet's
-MKLDNN fusion pass, with its BatchNorms folded first, and through all of
-:func:`octconv.utils.deploy.for_inference` (``--variants`` picks some); ratios are
+MKLDNN fusion pass, with its BatchNorms folded first, through
+:func:`octconv.utils.deploy.for_inference` without its merging of summed
+convolutions (``unmerged``) and through all of it (``--variants`` picks some); ratios are
 against the fastest vanilla variant, the best vanilla a user could run. Peak
 memory is how far the process's RSS rose above its level before each model's own
 runs (the peak is reset in between through /proc/self/clear_refs), the memory
@@ -40,9 +41,11 @@ __all__ = ['main', 'VARIANTS']
 
 # MXNet variants of each model: name -> label suffix.
 VARIANTS = {'as-built': '', 'mkldnn-fusion': ' +mkldnn-fusion',
-            'bn-fold': ' +bn-fold+mkldnn-fusion', 'for_inference': ' for_inference'}
-_DEPLOY_STEPS = {'mkldnn-fusion': dict(fold=False, rewrite=False),
-                 'bn-fold': dict(rewrite=False), 'for_inference': {}}
+            'bn-fold': ' +bn-fold+mkldnn-fusion', 'unmerged': ' for_inference unmerged',
+            'for_inference': ' for_inference'}
+_DEPLOY_STEPS = {'mkldnn-fusion': dict(fold=False, rewrite=False, merge=False),
+                 'bn-fold': dict(rewrite=False, merge=False), 'unmerged': dict(merge=False),
+                 'for_inference': {}}
 
 
 def _memory_mb(field):
@@ -74,7 +77,8 @@ class _Candidate:
 
 def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
     """The model at ``ratio`` as built, through the MKLDNN fusion pass, with BatchNorm
-    folded then fused, and through all of ``deploy.for_inference``; one instance per
+    folded then fused, through ``deploy.for_inference`` without its merging and with
+    it (the variants of ``args.variants``); one instance per
     batch size, so that no shape ever changes."""
     from ..utils.deploy import for_inference
     from .fit import default_initializers

@@ -1,5 +1,5 @@
 """Inference graphs: BatchNorm folded into the convolutions, upsampling as an MKLDNN
-operator, then MXNet's MKLDNN fusion.
+operator, summed convolutions merged, then MXNet's MKLDNN fusion.
 
 At inference a BatchNorm is a per-channel ``y = scale * x + shift`` with
 ``scale = gamma / sqrt(running_var + eps)`` and ``shift = beta - running_mean * scale``.
@@ -16,8 +16,12 @@ The same function in inference mode, not for training (batch statistics).
 :func:`upsampling_as_deconvolution` writes nearest 2x upsampling as a depthwise 2x2
 stride-2 deconvolution with weights 1, the same output: MXNet's ``UpSampling`` works
 on the plain layout only, so each one cost two layout conversions of its map besides
-its own pass; the deconvolution is an MKLDNN operator. :func:`for_inference` applies
-both, then MXNet's MKLDNN fusion pass.
+its own pass; the deconvolution is an MKLDNN operator.
+
+:func:`upsampling_first` and :func:`merge_summed_convolutions` turn the sum of an
+octave layer's two paths into one convolution over the concatenated inputs, so that
+the residual sum after it fuses into that convolution. :func:`for_inference` applies
+all of them, then MXNet's MKLDNN fusion pass.
 """
 import json
 
@@ -25,7 +29,8 @@ import numpy as np
 
 from .flops import attr_is_true
 
-__all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'for_inference']
+__all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'upsampling_first',
+           'merge_summed_convolutions', 'for_inference']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
 
@@ -47,14 +52,7 @@ def fold_batchnorm(symbol, params):
         inference mode up to float rounding.
     """
     graph = json.loads(symbol.tojson())
-    nodes = graph['nodes']
-    uses = {}                       # readers of each output; slice_like's shape input is none
-    for node in nodes:
-        read = node['inputs'][:1] if node['op'] == 'slice_like' else node['inputs']
-        for entry in read:
-            uses[tuple(entry[:2])] = uses.get(tuple(entry[:2]), 0) + 1
-    for entry in graph['heads']:
-        uses[tuple(entry[:2])] = uses.get(tuple(entry[:2]), 0) + 1
+    nodes, uses = graph['nodes'], _uses(graph)
     values = _numpy(params)
     redirect, folded = {}, []
     for index, node in enumerate(nodes):
@@ -199,14 +197,104 @@ def upsampling_as_deconvolution(symbol, params):
     return new_symbol, new_params, rewritten
 
 
-def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, fuse=True,
-                  ctx=None):
+def upsampling_first(symbol, params, max_channel_ratio=0.25):
+    """Nearest upsampling moved in front of the 1x1 convolution it follows:
+    ``up(conv1x1(X))`` becomes ``conv1x1(up(X))`` (the same output, bit for bit: each
+    output pixel is computed from the same numbers in the same order).
+
+    For the low-to-high path of an octave bottleneck's last layer (``X`` the low part,
+    8 channels at ratio 0.125 in ResNet-50's first stage, 224 out): the upsampling
+    then moves ``C_in`` instead of ``C_out`` channels at full resolution, for
+    ``3/4 * C_in * C_out`` more multiply-adds per output pixel, and the two paths of
+    the high output become convolutions of the same geometry that
+    :func:`merge_summed_convolutions` makes one. Moves the upsamplings (the
+    deconvolutions of :func:`upsampling_as_deconvolution`) whose convolution has
+    ``C_in / C_out`` at most ``max_channel_ratio``: the last layers of ResNet-50's
+    bottlenecks at ratios up to 0.5 (``ratio / (4 * (1 - ratio))``). Returns
+    ``(symbol, params, moved)`` as :func:`fold_batchnorm` does; ``moved`` names the
+    convolutions.
+    """
+    graph = json.loads(symbol.tojson())
+    nodes, uses, values, moved = graph['nodes'], _uses(graph), _numpy(params), []
+    for index, node in enumerate(list(nodes)):
+        entry = node['inputs'][0] if node['inputs'] else None
+        if not _upsampling(nodes, [index, 0, 0], uses, values) or \
+                not _plain_conv(nodes, entry, uses, values) or not _is_pointwise(nodes[entry[0]]):
+            continue
+        conv = nodes[entry[0]]
+        weight = values[nodes[conv['inputs'][1][0]]['name']]
+        if weight.shape[1] > max_channel_ratio * weight.shape[0]:
+            continue
+        up_weight = values[nodes[node['inputs'][1][0]]['name']]
+        node['attrs'] = dict(node['attrs'], num_filter=str(weight.shape[1]),
+                             num_group=str(weight.shape[1]))
+        node['inputs'] = [conv['inputs'][0], _add_param(
+            nodes, values, node['name'] + '_in_weight',
+            np.ones((weight.shape[1],) + up_weight.shape[1:], up_weight.dtype))]
+        conv['inputs'] = [[index, 0, 0]] + conv['inputs'][1:]
+        redirect = {index: entry}
+        for other in nodes:
+            if other is not conv:
+                other['inputs'] = [_follow(redirect, e) for e in other['inputs']]
+        graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
+        moved.append(conv['name'])
+    new_symbol, new_params = _finish(graph, values)
+    return new_symbol, new_params, moved
+
+
+def merge_summed_convolutions(symbol, params, data_shape, data_name='data'):
+    """One convolution for each sum of two convolutions: ``conv(A, W1) + conv(B, W2)``
+    becomes ``conv(concat(A, B), concat(W1, W2))`` (the same output).
+
+    An octave layer's low output ``conv(pool(X_H), W_HL) + conv(X_L, W_LL)`` is such
+    a sum, and so is its high output once :func:`upsampling_first` has made it
+    ``conv1x1(X_H, W_HH) + conv1x1(up(X_L), W_LH)``. The sum of the two paths
+    disappears, and the sum that follows (a residual shortcut) can then fuse into the
+    one convolution as MKLDNN's sum post-op: an octave bottleneck's last layer had
+    three terms to add and one fused sum. Both convolutions must share kernel, stride,
+    padding and dilation, have one group, be read only by the sum, and have inputs of
+    the same height and width for the input ``data_name`` of ``data_shape``
+    (N, C, H, W). A merged convolution may be merged again with a third. A sum that a
+    BatchNorm reads (one that :func:`fold_batchnorm` left: a pre-activation network's)
+    stays: MXNet's fusion pass would fuse the BatchNorm into the convolution, an
+    operator that MXNet 1.9.1 then fails to build a graph with. Returns
+    ``(symbol, params, merged)``; ``merged`` names the sums replaced (each merged
+    convolution takes its sum's name).
+    """
+    import mxnet as mx
+    graph, values, merged = json.loads(symbol.tojson()), _numpy(params), []
+    while True:                     # a merged convolution may be an operand of the next sum
+        graph = _topological(graph)
+        nodes, uses = graph['nodes'], _uses(graph)
+        batchnormed = {e[0] for n in nodes if n['op'] == 'BatchNorm' for e in n['inputs'][:1]}
+        shapes = _output_shapes(mx.sym.load_json(json.dumps(graph)), data_shape, data_name)
+        done, touched = len(merged), set()
+        for index, node in enumerate(list(nodes)):
+            if node['op'] not in _SUMS or len(node['inputs']) != 2 or index in batchnormed \
+                    or touched & {e[0] for e in node['inputs']}:
+                continue
+            convs = [_summed_conv(nodes, e, uses, values, shapes) for e in node['inputs']]
+            if None in convs or convs[0][2] != convs[1][2] or \
+                    not _same_geometry(nodes[convs[0][0]], nodes[convs[1][0]]):
+                continue
+            _merge(nodes, values, node, *convs)
+            touched.add(index)
+            merged.append(node['name'])
+        if len(merged) == done:
+            break
+    new_symbol, new_params = _finish(graph, values)
+    return new_symbol, new_params, merged
+
+
+def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merge=True,
+                  fuse=True, ctx=None):
     """A hybridized ``SymbolBlock`` for inference: the same outputs, faster.
 
     ``symbol`` / ``params`` as for :func:`fold_batchnorm` (e.g. a Gluon model's
     export, best with ``data_shape`` so that it has no crops). In order:
     ``fold`` folds the BatchNorms (:func:`fold_batchnorm`); ``rewrite`` runs
-    :func:`upsampling_as_deconvolution`; ``fuse`` runs
+    :func:`upsampling_as_deconvolution`; ``merge`` runs :func:`upsampling_first` and,
+    given ``data_shape``, :func:`merge_summed_convolutions`; ``fuse`` runs
     MXNet's MKLDNN fusion pass (CPU only: leave ``rewrite`` and ``fuse`` off for a
     GPU). ``data_shape`` (N, C, H, W) runs one forward pass to build the cached
     graph. Gluon's ``optimize_for`` mis-wires octave graphs' weights in MXNet
@@ -218,6 +306,10 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, fuse
         symbol, params, _ = fold_batchnorm(symbol, params)
     if rewrite:
         symbol, params, _ = upsampling_as_deconvolution(symbol, params)
+    if merge:
+        symbol, params, _ = upsampling_first(symbol, params)
+        if data_shape is not None:
+            symbol, params, _ = merge_summed_convolutions(symbol, params, data_shape)
     if fuse:
         symbol = symbol.get_backend_symbol('MKLDNN')
     net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
@@ -227,6 +319,112 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, fuse
     if data_shape is not None:
         net(mx.nd.zeros(data_shape, ctx=ctx)).wait_to_read()
     return net
+
+
+def _uses(graph):
+    """How many times each output ``(node, index)`` is read, by nodes or as a head
+    (slice_like's second input, read for its shape only, does not count)."""
+    uses = {}
+    for node in graph['nodes']:
+        read = node['inputs'][:1] if node['op'] == 'slice_like' else node['inputs']
+        for entry in read:
+            uses[tuple(entry[:2])] = uses.get(tuple(entry[:2]), 0) + 1
+    for entry in graph['heads']:
+        uses[tuple(entry[:2])] = uses.get(tuple(entry[:2]), 0) + 1
+    return uses
+
+
+def _output_shapes(symbol, data_shape, data_name):
+    """``{output name: shape}`` of every internal output for ``data_shape``."""
+    internals = symbol.get_internals()
+    _, shapes, _ = internals.infer_shape(**{data_name: tuple(data_shape)})
+    return dict(zip(internals.list_outputs(), shapes))
+
+
+def _key(nodes, entry):
+    """The output name MXNet's ``get_internals`` gives graph entry ``entry``."""
+    node = nodes[entry[0]]
+    return node['name'] if node['op'] == 'null' else node['name'] + '_output'
+
+
+def _single_reader_param(nodes, entry, uses, values):
+    node = nodes[entry[0]]
+    return node['op'] == 'null' and node['name'] in values and uses.get(tuple(entry[:2])) == 1
+
+
+def _plain_conv(nodes, entry, uses, values):
+    """Whether ``entry`` is a one-group Convolution read once, owning its parameters."""
+    if entry[1] != 0 or uses.get(tuple(entry[:2])) != 1:
+        return False
+    node = nodes[entry[0]]
+    if node['op'] != 'Convolution' or int(node.get('attrs', {}).get('num_group', 1)) != 1:
+        return False
+    return all(_single_reader_param(nodes, e, uses, values) for e in node['inputs'][1:])
+
+
+def _upsampling(nodes, entry, uses, values):
+    """Whether ``entry`` is a nearest-upsampling Deconvolution read once (see
+    :func:`upsampling_as_deconvolution`): depthwise, kernel = stride, weights 1."""
+    if entry[1] != 0 or uses.get(tuple(entry[:2])) != 1:
+        return False
+    node = nodes[entry[0]]
+    attrs = node.get('attrs', {})
+    if node['op'] != 'Deconvolution' or len(node['inputs']) != 2 or \
+            attrs.get('num_group') != attrs.get('num_filter') or \
+            attrs.get('kernel') != attrs.get('stride') or \
+            any(attrs.get(k) not in (None, '(0, 0)', '()') for k in ('pad', 'adj', 'target_shape')):
+        return False
+    weight = node['inputs'][1]
+    return _single_reader_param(nodes, weight, uses, values) and \
+        bool(np.all(values[nodes[weight[0]]['name']] == 1))
+
+
+def _is_pointwise(node):
+    attrs = node.get('attrs', {})
+    return all(attrs.get(k, '(1, 1)') in ('(1, 1)', '(1,1)') for k in ('kernel', 'stride', 'dilate')) \
+        and attrs.get('pad', '(0, 0)') in ('(0, 0)', '(0,0)')
+
+
+def _summed_conv(nodes, entry, uses, values, shapes):
+    """``(conv, input, spatial)`` for an operand of a sum that is a one-group convolution
+    read only there (its index, its input entry, that input's height and width), or None."""
+    if not _plain_conv(nodes, entry, uses, values):
+        return None
+    source = nodes[entry[0]]['inputs'][0]
+    return entry[0], source, tuple(shapes[_key(nodes, source)][2:])
+
+
+def _same_geometry(first, second):
+    keys = ('kernel', 'stride', 'pad', 'dilate', 'layout')
+    return all(first.get('attrs', {}).get(k) == second.get('attrs', {}).get(k) for k in keys)
+
+
+def _conv_params(nodes, index, values):
+    """(weight, bias or None) of conv ``index`` as numpy arrays."""
+    node = nodes[index]
+    weight = values[nodes[node['inputs'][1][0]]['name']]
+    has_bias = not attr_is_true(node.get('attrs', {}).get('no_bias', False))
+    bias = values[nodes[node['inputs'][2][0]]['name']] if has_bias else None
+    return weight, bias
+
+
+def _merge(nodes, values, total, first, second):
+    """Replace sum node ``total`` by one convolution over the concatenated inputs."""
+    inputs = [first[1], second[1]]
+    (w1, b1), (w2, b2) = (_conv_params(nodes, c[0], values) for c in (first, second))
+    nodes.append({'op': 'Concat', 'name': total['name'] + '_concat',
+                  'attrs': {'dim': '1', 'num_args': '2'}, 'inputs': inputs})
+    concat = [len(nodes) - 1, 0, 0]
+    weight = _add_param(nodes, values, total['name'] + '_weight', np.concatenate([w1, w2], 1))
+    conv = dict(nodes[first[0]], name=total['name'])
+    conv['inputs'] = [concat, weight]
+    conv['attrs'] = dict(conv['attrs'], no_bias='True')
+    if b1 is not None or b2 is not None:
+        bias = sum(b for b in (b1, b2) if b is not None)
+        conv['inputs'].append(_add_param(nodes, values, total['name'] + '_bias', bias))
+        conv['attrs']['no_bias'] = 'False'
+    total.clear()
+    total.update(conv)
 
 
 def _numpy(params):
