@@ -225,12 +225,15 @@ def upsampling_first(symbol, params, max_channel_ratio=0.25):
         weight = values[nodes[conv['inputs'][1][0]]['name']]
         if weight.shape[1] > max_channel_ratio * weight.shape[0]:
             continue
-        up_weight = values[nodes[node['inputs'][1][0]]['name']]
-        node['attrs'] = dict(node['attrs'], num_filter=str(weight.shape[1]),
-                             num_group=str(weight.shape[1]))
-        node['inputs'] = [conv['inputs'][0], _add_param(
-            nodes, values, node['name'] + '_in_weight',
-            np.ones((weight.shape[1],) + up_weight.shape[1:], up_weight.dtype))]
+        if node['op'] == 'Deconvolution':         # depthwise over the fewer channels
+            up_weight = values[nodes[node['inputs'][1][0]]['name']]
+            node['attrs'] = dict(node['attrs'], num_filter=str(weight.shape[1]),
+                                 num_group=str(weight.shape[1]))
+            node['inputs'] = [conv['inputs'][0], _add_param(
+                nodes, values, node['name'] + '_in_weight',
+                np.ones((weight.shape[1],) + up_weight.shape[1:], up_weight.dtype))]
+        else:
+            node['inputs'] = [conv['inputs'][0]]
         conv['inputs'] = [[index, 0, 0]] + conv['inputs'][1:]
         redirect = {index: entry}
         for other in nodes:
@@ -363,12 +366,15 @@ def _plain_conv(nodes, entry, uses, values):
 
 
 def _upsampling(nodes, entry, uses, values):
-    """Whether ``entry`` is a nearest-upsampling Deconvolution read once (see
-    :func:`upsampling_as_deconvolution`): depthwise, kernel = stride, weights 1."""
+    """Whether ``entry`` is a nearest upsampling read once: an ``UpSampling`` of one
+    input, or its deconvolution form (:func:`upsampling_as_deconvolution`: depthwise,
+    kernel = stride, weights 1)."""
     if entry[1] != 0 or uses.get(tuple(entry[:2])) != 1:
         return False
     node = nodes[entry[0]]
     attrs = node.get('attrs', {})
+    if node['op'] == 'UpSampling':
+        return attrs.get('sample_type') == 'nearest' and len(node['inputs']) == 1
     if node['op'] != 'Deconvolution' or len(node['inputs']) != 2 or \
             attrs.get('num_group') != attrs.get('num_filter') or \
             attrs.get('kernel') != attrs.get('stride') or \
