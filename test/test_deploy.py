@@ -208,6 +208,15 @@ def test_convolutions_that_differ_are_not_merged(case):
         assert merge_summed_convolutions(same, _random_params(same, shape), shape)[2] == ['total']
 
 
+def test_merging_needs_shapes_that_follow_from_the_data():
+    data, other = mx.sym.var('data'), mx.sym.var('other')
+    total = mx.sym.elemwise_add(_conv(data, 'ca'), _conv(other, 'cb'), name='total')
+    params = {n: mx.nd.ones((4, 3, 3, 3)) if n.endswith('weight') else mx.nd.zeros(4)
+              for n in ('ca_weight', 'ca_bias', 'cb_weight', 'cb_bias')}
+    with pytest.raises(ValueError, match='does not follow from data of shape'):
+        merge_summed_convolutions(total, params, (1, 3, 8, 8))
+
+
 @pytest.mark.parametrize('form', ['UpSampling', 'Deconvolution'])
 @pytest.mark.parametrize('channels,moved', [(2, True), (12, False)])
 def test_upsampling_moves_in_front_of_a_pointwise_convolution(channels, moved, form):

@@ -338,16 +338,24 @@ def _uses(graph):
 
 
 def _output_shapes(symbol, data_shape, data_name):
-    """``{output name: shape}`` of every internal output for ``data_shape``."""
+    """``{output name: shape}`` of every internal output for ``data_shape``; ValueError
+    if the graph's shapes do not follow from its input ``data_name`` alone."""
     internals = symbol.get_internals()
-    _, shapes, _ = internals.infer_shape(**{data_name: tuple(data_shape)})
-    return dict(zip(internals.list_outputs(), shapes))
+    _, shapes, _ = internals.infer_shape_partial(**{data_name: tuple(data_shape)})
+    names = internals.list_outputs()
+    unknown = [n for n, shape in zip(names, shapes) if not shape or 0 in shape]
+    if unknown:
+        raise ValueError('merge_summed_convolutions: the shape of %s does not follow from '
+                         '%s of shape %s' % (unknown[0], data_name, tuple(data_shape)))
+    return dict(zip(names, shapes))
 
 
 def _key(nodes, entry):
     """The output name MXNet's ``get_internals`` gives graph entry ``entry``."""
     node = nodes[entry[0]]
-    return node['name'] if node['op'] == 'null' else node['name'] + '_output'
+    if node['op'] == 'null':
+        return node['name']
+    return node['name'] + ('_output' if entry[1] == 0 else '_output%d' % entry[1])
 
 
 def _single_reader_param(nodes, entry, uses, values):
@@ -397,7 +405,8 @@ def _summed_conv(nodes, entry, uses, values, shapes):
     if not _plain_conv(nodes, entry, uses, values):
         return None
     source = nodes[entry[0]]['inputs'][0]
-    return entry[0], source, tuple(shapes[_key(nodes, source)][2:])
+    shape = shapes.get(_key(nodes, source))
+    return None if shape is None else (entry[0], source, tuple(shape[2:]))
 
 
 def _same_geometry(first, second):
