@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 
-from .flops import attr_is_true
+from .flops import attr_is_true, attr_tuple, node_shapes
 
 __all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'upsampling_first',
            'merge_summed_convolutions', 'for_inference']
@@ -125,14 +125,8 @@ def _conv_chain(nodes, entry, uses, values):
     node = nodes[entry[0]]
     op, attrs = node['op'], node.get('attrs', {})
     if op == 'Convolution':
-        weight = nodes[node['inputs'][1][0]]
-        if weight['op'] != 'null' or weight['name'] not in values or \
-                uses.get((node['inputs'][1][0], 0)) != 1:
-            return None
-        if len(node['inputs']) > 2 and (nodes[node['inputs'][2][0]]['name'] not in values or
-                                        uses.get((node['inputs'][2][0], 0)) != 1):
-            return None
-        return [entry[0]]
+        owned = all(_single_reader_param(nodes, e, uses, values) for e in node['inputs'][1:])
+        return [entry[0]] if owned else None
     if op in _SUMS:
         convs = []
         for item in node['inputs']:
@@ -150,11 +144,9 @@ def _conv_chain(nodes, entry, uses, values):
 def _scale_conv(nodes, index, scale, shift, values):
     """Multiply conv ``index``'s output channels by ``scale``; add ``shift`` to its bias."""
     node = nodes[index]
-    weight = nodes[node['inputs'][1][0]]['name']
+    weight, bias = _conv_param_names(nodes, index)
     values[weight] = values[weight] * scale.reshape((-1,) + (1,) * (values[weight].ndim - 1))
-    has_bias = not attr_is_true(node.get('attrs', {}).get('no_bias', False))
-    if has_bias:
-        bias = nodes[node['inputs'][2][0]]['name']
+    if bias is not None:
         values[bias] = values[bias] * scale + (0 if shift is None else shift)
     elif shift is not None:
         bias = _add_param(nodes, values, node['name'] + '_bias', shift.astype(values[weight].dtype))
@@ -215,14 +207,15 @@ def upsampling_first(symbol, params, max_channel_ratio=0.25):
     convolutions.
     """
     graph = json.loads(symbol.tojson())
-    nodes, uses, values, moved = graph['nodes'], _uses(graph), _numpy(params), []
+    nodes, uses, values = graph['nodes'], _uses(graph), _numpy(params)
+    redirect, moved = {}, []
     for index, node in enumerate(list(nodes)):
         entry = node['inputs'][0] if node['inputs'] else None
         if not _upsampling(nodes, [index, 0, 0], uses, values) or \
                 not _plain_conv(nodes, entry, uses, values) or not _is_pointwise(nodes[entry[0]]):
             continue
         conv = nodes[entry[0]]
-        weight = values[nodes[conv['inputs'][1][0]]['name']]
+        weight = values[_conv_param_names(nodes, entry[0])[0]]
         if weight.shape[1] > max_channel_ratio * weight.shape[0]:
             continue
         if node['op'] == 'Deconvolution':         # depthwise over the fewer channels
@@ -235,12 +228,13 @@ def upsampling_first(symbol, params, max_channel_ratio=0.25):
         else:
             node['inputs'] = [conv['inputs'][0]]
         conv['inputs'] = [[index, 0, 0]] + conv['inputs'][1:]
-        redirect = {index: entry}
-        for other in nodes:
-            if other is not conv:
-                other['inputs'] = [_follow(redirect, e) for e in other['inputs']]
-        graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
-        moved.append(conv['name'])
+        redirect[index] = entry           # the upsampling's readers read the conv instead
+        moved.append(entry[0])
+    for position, node in enumerate(nodes):
+        if position not in moved:
+            node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
+    graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
+    moved = [nodes[i]['name'] for i in moved]
     new_symbol, new_params = _finish(graph, values)
     return new_symbol, new_params, moved
 
@@ -264,13 +258,12 @@ def merge_summed_convolutions(symbol, params, data_shape, data_name='data'):
     ``(symbol, params, merged)``; ``merged`` names the sums replaced (each merged
     convolution takes its sum's name).
     """
-    import mxnet as mx
     graph, values, merged = json.loads(symbol.tojson()), _numpy(params), []
     while True:                     # a merged convolution may be an operand of the next sum
         graph = _topological(graph)
         nodes, uses = graph['nodes'], _uses(graph)
         batchnormed = {e[0] for n in nodes if n['op'] == 'BatchNorm' for e in n['inputs'][:1]}
-        shapes = _output_shapes(mx.sym.load_json(json.dumps(graph)), data_shape, data_name)
+        shapes = _output_shapes(graph, data_shape, data_name)
         done, touched = len(merged), set()
         for index, node in enumerate(list(nodes)):
             if node['op'] not in _SUMS or len(node['inputs']) != 2 or index in batchnormed \
@@ -337,25 +330,18 @@ def _uses(graph):
     return uses
 
 
-def _output_shapes(symbol, data_shape, data_name):
-    """``{output name: shape}`` of every internal output for ``data_shape``; ValueError
-    if the graph's shapes do not follow from its input ``data_name`` alone."""
-    internals = symbol.get_internals()
+def _output_shapes(graph, data_shape, data_name):
+    """``{(node index, output index): shape}`` of ``graph`` for input ``data_name`` of
+    ``data_shape``; ValueError if a shape does not follow from that input alone."""
+    import mxnet as mx
+    internals = mx.sym.load_json(json.dumps(graph)).get_internals()
     _, shapes, _ = internals.infer_shape_partial(**{data_name: tuple(data_shape)})
     names = internals.list_outputs()
     unknown = [n for n, shape in zip(names, shapes) if not shape or 0 in shape]
     if unknown:
         raise ValueError('merge_summed_convolutions: the shape of %s does not follow from '
                          '%s of shape %s' % (unknown[0], data_name, tuple(data_shape)))
-    return dict(zip(names, shapes))
-
-
-def _key(nodes, entry):
-    """The output name MXNet's ``get_internals`` gives graph entry ``entry``."""
-    node = nodes[entry[0]]
-    if node['op'] == 'null':
-        return node['name']
-    return node['name'] + ('_output' if entry[1] == 0 else '_output%d' % entry[1])
+    return node_shapes(graph['nodes'], names, shapes)
 
 
 def _single_reader_param(nodes, entry, uses, values):
@@ -385,8 +371,8 @@ def _upsampling(nodes, entry, uses, values):
         return attrs.get('sample_type') == 'nearest' and len(node['inputs']) == 1
     if node['op'] != 'Deconvolution' or len(node['inputs']) != 2 or \
             attrs.get('num_group') != attrs.get('num_filter') or \
-            attrs.get('kernel') != attrs.get('stride') or \
-            any(attrs.get(k) not in (None, '(0, 0)', '()') for k in ('pad', 'adj', 'target_shape')):
+            attr_tuple(attrs.get('kernel')) != attr_tuple(attrs.get('stride')) or \
+            any(any(attr_tuple(attrs.get(k))) for k in ('pad', 'adj', 'target_shape')):
         return False
     weight = node['inputs'][1]
     return _single_reader_param(nodes, weight, uses, values) and \
@@ -394,9 +380,10 @@ def _upsampling(nodes, entry, uses, values):
 
 
 def _is_pointwise(node):
+    """Whether convolution ``node`` is 1x1, stride 1, dilation 1, without padding."""
     attrs = node.get('attrs', {})
-    return all(attrs.get(k, '(1, 1)') in ('(1, 1)', '(1,1)') for k in ('kernel', 'stride', 'dilate')) \
-        and attrs.get('pad', '(0, 0)') in ('(0, 0)', '(0,0)')
+    return all(attr_tuple(attrs.get(k), (1, 1)) == (1, 1) for k in ('kernel', 'stride', 'dilate')) \
+        and not any(attr_tuple(attrs.get('pad')))
 
 
 def _summed_conv(nodes, entry, uses, values, shapes):
@@ -405,8 +392,8 @@ def _summed_conv(nodes, entry, uses, values, shapes):
     if not _plain_conv(nodes, entry, uses, values):
         return None
     source = nodes[entry[0]]['inputs'][0]
-    shape = shapes.get(_key(nodes, source))
-    return None if shape is None else (entry[0], source, tuple(shape[2:]))
+    shape = shapes.get(tuple(source[:2]))
+    return (entry[0], source, tuple(shape[2:])) if shape else None
 
 
 def _same_geometry(first, second):
@@ -414,19 +401,19 @@ def _same_geometry(first, second):
     return all(first.get('attrs', {}).get(k) == second.get('attrs', {}).get(k) for k in keys)
 
 
-def _conv_params(nodes, index, values):
-    """(weight, bias or None) of conv ``index`` as numpy arrays."""
+def _conv_param_names(nodes, index):
+    """(weight name, bias name or None) of convolution ``index``."""
     node = nodes[index]
-    weight = values[nodes[node['inputs'][1][0]]['name']]
     has_bias = not attr_is_true(node.get('attrs', {}).get('no_bias', False))
-    bias = values[nodes[node['inputs'][2][0]]['name']] if has_bias else None
-    return weight, bias
+    return (nodes[node['inputs'][1][0]]['name'],
+            nodes[node['inputs'][2][0]]['name'] if has_bias else None)
 
 
 def _merge(nodes, values, total, first, second):
     """Replace sum node ``total`` by one convolution over the concatenated inputs."""
     inputs = [first[1], second[1]]
-    (w1, b1), (w2, b2) = (_conv_params(nodes, c[0], values) for c in (first, second))
+    (w1, b1), (w2, b2) = ((values[w], None if b is None else values[b])
+                          for w, b in (_conv_param_names(nodes, c[0]) for c in (first, second)))
     nodes.append({'op': 'Concat', 'name': total['name'] + '_concat',
                   'attrs': {'dim': '1', 'num_args': '2'}, 'inputs': inputs})
     concat = [len(nodes) - 1, 0, 0]

@@ -29,7 +29,8 @@ import numpy as np
 
 from .octave import UNCOUNTED
 
-__all__ = ['Count', 'LayerCount', 'count_symbol', 'count_block', 'trace_block', 'layer_name']
+__all__ = ['Count', 'LayerCount', 'count_symbol', 'count_block', 'trace_block', 'layer_name',
+           'attr_is_true', 'attr_tuple', 'node_shapes']
 
 Count = namedtuple('Count', ['params', 'flops', 'macs', 'layers'])
 Count.__doc__ = """Totals for one input shape: ``params``, ``flops``, ``macs`` (ints) and
@@ -55,7 +56,8 @@ def attr_is_true(value):
     return str(value).lower() in ('true', '1')
 
 
-def _tuple(value, default=()):
+def attr_tuple(value, default=()):
+    """An MXNet graph attribute such as ``'(1, 1)'`` as a tuple of ints; ``default`` if absent."""
     if value is None:
         return default
     return tuple(int(v) for v in re.findall(r'-?\d+', str(value)))
@@ -80,7 +82,7 @@ def _op_cost(op, attrs, in_shapes, out_shape, weight_shape):
     if op == 'Pooling':
         if attr_is_true(attrs.get('global_pool', False)):
             return _prod(in_shapes[0]), 0
-        return _prod(out_shape) * _prod(_tuple(attrs.get('kernel'))), 0
+        return _prod(out_shape) * _prod(attr_tuple(attrs.get('kernel'))), 0
     if op == 'Activation' and attrs.get('act_type') == 'relu' and not _uncounted(attrs):
         return _prod(out_shape), 0
     return 0, 0
@@ -105,7 +107,7 @@ def count_symbol(symbol, data_shape, data_name='data', frozen=(), other_inputs=N
         raise ValueError('cannot infer shapes for %s=%s' % (data_name, tuple(data_shape)))
     graph = json.loads(symbol.tojson())
     nodes = graph['nodes']
-    shapes = _node_shapes(nodes, internals.list_outputs(), out_shapes)
+    shapes = node_shapes(nodes, internals.list_outputs(), out_shapes)
 
     layers = OrderedDict()
     fixed = set()
@@ -137,7 +139,7 @@ def count_symbol(symbol, data_shape, data_name='data', frozen=(), other_inputs=N
     return Count(trainable, sum(r.flops for r in rows), sum(r.macs for r in rows), rows)
 
 
-def _node_shapes(nodes, output_names, output_shapes):
+def node_shapes(nodes, output_names, output_shapes):
     """``{(node index, output index): shape}`` by walking nodes and internal outputs together."""
     by_name = {}
     for name, shape in zip(output_names, output_shapes):
