@@ -20,6 +20,9 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
     vanilla = [r for r in rows if r['ratio'] == 0]
     for batch in (1, 2):        # ratios are against the fastest vanilla variant
         assert min(r['b%d_time_ratio' % batch] for r in vanilla) == 1.0
+        assert min(r['b%d_min_time_ratio' % batch] for r in vanilla) == 1.0
+        for row in rows:
+            assert row['b%d_min_ms' % batch] <= row['b%d_ms' % batch]
     assert {r['variant'] for r in rows} == {
         'ratio %s%s' % (ratio, suffix) for ratio in ('0', '0.5')
         for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion',
@@ -72,6 +75,7 @@ def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, 
                        '1', '--variants', 'for_inference']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert [r['variant'] for r in rows] == ['ratio 0 for_inference', 'ratio 0.5 for_inference']
+    assert rows[1]['inference_graph']['b1'] in ('unmerged', 'upsampling-first', 'merged')
     assert all('train_ms' not in r for r in rows)        # the training step goes with as-built
     assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
                        '--input-size', '32', '--repeats', '1', '--warmup', '1',

@@ -86,6 +86,27 @@ def test_folded_gluon_models_give_the_same_outputs(name, size, tmp_path):
     _assert_close(for_inference(symbol, params, shape)(x).asnumpy(), want)
 
 
+def test_for_inference_keeps_the_fastest_of_its_graphs(tmp_path):
+    shape = (1, 3, 45, 51)
+    symbol, params = _exported('resnet50_v1b', shape, tmp_path)
+    x = mx.nd.random.uniform(-1, 1, shape=shape)
+    want = _run(symbol, params, x)
+    auto = for_inference(symbol, params, shape)
+    times = auto.inference_times
+    assert set(times) == {'unmerged', 'upsampling-first', 'merged'}
+    assert auto.inference_graph == min(times, key=times.get) and min(times.values()) > 0
+    _assert_close(auto(x).asnumpy(), want)
+    for merge, graph in ((False, 'unmerged'), (True, 'merged')):
+        net = for_inference(symbol, params, shape, merge=merge)
+        assert net.inference_graph == graph and net.inference_times == {}
+        _assert_close(net(x).asnumpy(), want)
+    untimed = for_inference(symbol, params)       # no data_shape: nothing to time with
+    assert untimed.inference_graph == 'unmerged' and untimed.inference_times == {}
+    _assert_close(untimed(x).asnumpy(), want)
+    with pytest.raises(ValueError, match='merge must be'):
+        for_inference(symbol, params, shape, merge='yes')
+
+
 def test_folding_a_symbol_network_keeps_its_pre_activation_batchnorms():
     shape = (2, 3, 64, 64)
     symbol = get_linear('resnetv2', 26, num_classes=10, ratio=0.5, data_shape=shape)

@@ -8,8 +8,11 @@ instance per batch size, so that no shape changes), and a training step
 (forward, backward, update). Each model is timed as built, through MXNet's
 MKLDNN fusion pass, with its BatchNorms folded first, through
 :func:`octconv.utils.deploy.for_inference` without its merging of summed
-convolutions (``unmerged``) and through all of it (``--variants`` picks some); ratios are
-against the fastest vanilla variant, the best vanilla a user could run. Peak
+convolutions (``unmerged``) and through all of it, which picks the fastest of its
+graphs by timing them (``--variants`` picks some); ratios are against the fastest
+vanilla variant, the best vanilla a user could run. The table gives medians; the JSON
+lines also give each model's fastest run and its ratio to the fastest vanilla run
+(``b1_min_ms``, ``b1_min_time_ratio``): on a shared machine noise only adds time. Peak
 memory is how far the process's RSS rose above its level before each model's own
 runs (the peak is reset in between through /proc/self/clear_refs), the memory
 that model's runs need beyond what every model already holds; MXNet runtime only
@@ -73,6 +76,7 @@ class _Candidate:
     def __init__(self, label, ratio, infer, train=None):
         self.label, self.ratio, self.infer, self.train = label, ratio, infer, train
         self.times, self.train_times, self.peak = {}, [], 0.
+        self.graphs = {}         # batch -> the graph for_inference chose ('merge' auto)
 
 
 def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
@@ -123,7 +127,10 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
         def infer(batch, nets=nets):
             nets[batch](inputs[batch]).wait_to_read()
         label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
-        candidates.append(_Candidate(label, ratio, infer, train_step if not suffix else None))
+        cand = _Candidate(label, ratio, infer, train_step if not suffix else None)
+        if suffix == VARIANTS['for_inference']:
+            cand.graphs = {batch: net.inference_graph for batch, net in nets.items()}
+        candidates.append(cand)
     return candidates
 
 
@@ -372,6 +379,7 @@ def main(argv=None):
     flops = {ratio: _flop_ratio(args, ratio) for ratio in ratios}
     vanilla = [c for c in candidates if c.ratio == 0]
     best = {b: min(statistics.median(c.times[b]) for c in vanilla) for b in args.batch_sizes}
+    best_min = {b: min(min(c.times[b]) for c in vanilla) for b in args.batch_sizes}
     vanilla_train = [statistics.median(c.train_times) for c in vanilla if c.train_times]
     machine = describe_machine(args.threads, _runtime_versions(args.runtime, mx))
     print('%s %s at %dpx, %d threads, %s, median of %d interleaved runs'
@@ -393,7 +401,11 @@ def main(argv=None):
             row['b%d_ms' % batch] = ms
             row['b%d_images_per_s' % batch] = batch / ms * 1000
             row['b%d_time_ratio' % batch] = ms / 1000 / best[batch]
+            row['b%d_min_ms' % batch] = min(cand.times[batch]) * 1000
+            row['b%d_min_time_ratio' % batch] = min(cand.times[batch]) / best_min[batch]
             line += '%12.2f %9.1f %7.3f' % (ms, batch / ms * 1000, ms / 1000 / best[batch])
+        if cand.graphs:
+            row['inference_graph'] = {'b%d' % b: name for b, name in cand.graphs.items()}
         if cand.train_times and vanilla_train:
             train_ms = statistics.median(cand.train_times) * 1000
             row['train_ms'], row['train_time_ratio'] = train_ms, train_ms / 1000 / min(
@@ -403,6 +415,10 @@ def main(argv=None):
             line += '%12s %7s' % ('', '')
         print(line + ('%9.0f' % cand.peak if cand.peak is not None else ''))
         rows.append(row)
+    chosen = ['%s: %s' % (c.label, ', '.join('b%d %s' % item for item in c.graphs.items()))
+              for c in candidates if c.graphs]
+    if chosen:
+        print('graphs for_inference chose (timed on this machine): ' + '; '.join(chosen))
     for row in rows:
         print(json.dumps(row))
     return 0

@@ -21,7 +21,9 @@ its own pass; the deconvolution is an MKLDNN operator.
 :func:`upsampling_first` and :func:`merge_summed_convolutions` turn the sum of an
 octave layer's two paths into one convolution over the concatenated inputs, so that
 the residual sum after it fuses into that convolution. :func:`for_inference` applies
-all of them, then MXNet's MKLDNN fusion pass.
+them, then MXNet's MKLDNN fusion pass; whether merging pays depends on the CPU, so by
+default it times the graphs with and without on the machine it runs on and keeps the
+fastest (:mod:`octconv.utils.autotune`).
 """
 import json
 
@@ -282,30 +284,70 @@ def merge_summed_convolutions(symbol, params, data_shape, data_name='data'):
     return new_symbol, new_params, merged
 
 
-def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merge=True,
+def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merge='auto',
                   fuse=True, ctx=None):
     """A hybridized ``SymbolBlock`` for inference: the same outputs, faster.
 
     ``symbol`` / ``params`` as for :func:`fold_batchnorm` (e.g. a Gluon model's
     export, best with ``data_shape`` so that it has no crops). In order:
     ``fold`` folds the BatchNorms (:func:`fold_batchnorm`); ``rewrite`` runs
-    :func:`upsampling_as_deconvolution`; ``merge`` runs :func:`upsampling_first` and,
-    given ``data_shape``, :func:`merge_summed_convolutions`; ``fuse`` runs
-    MXNet's MKLDNN fusion pass (CPU only: leave ``rewrite`` and ``fuse`` off for a
-    GPU). ``data_shape`` (N, C, H, W) runs one forward pass to build the cached
-    graph. Gluon's ``optimize_for`` mis-wires octave graphs' weights in MXNet
-    1.9.1; the pass is run here on the symbol (``get_backend_symbol``).
+    :func:`upsampling_as_deconvolution`; ``merge`` picks among three graphs:
+    ``'unmerged'``, ``'upsampling-first'`` (:func:`upsampling_first`) and ``'merged'``
+    (that, then :func:`merge_summed_convolutions`, which needs ``data_shape``).
+    ``merge=True`` takes the last of them, ``False`` the first, and ``'auto'`` (the
+    default) the fastest on this machine, timed with input ``data_shape`` by
+    :func:`octconv.utils.autotune.fastest` (a few seconds; which one wins depends on
+    the CPU: see that module); without ``data_shape``, ``'auto'`` takes
+    ``'unmerged'``. Graphs that the passes leave unchanged are not built twice.
+    ``fuse`` runs MXNet's MKLDNN fusion pass (CPU only: leave ``rewrite`` and
+    ``fuse`` off for a GPU). ``data_shape`` (N, C, H, W) runs one forward pass to
+    build the cached graph. Gluon's ``optimize_for`` mis-wires octave graphs'
+    weights in MXNet 1.9.1; the pass is run here on the symbol
+    (``get_backend_symbol``).
+
+    The block returned says what was chosen: ``inference_graph`` (one of the names
+    above) and ``inference_times`` (``{name: fastest pass in seconds}`` of the
+    graphs timed, empty if none was).
     """
     import mxnet as mx
+    from .autotune import fastest
+    if merge not in (True, False, 'auto'):
+        raise ValueError("for_inference: merge must be True, False or 'auto', not %r"
+                         % (merge,))
     ctx = ctx or mx.cpu()
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
     if rewrite:
         symbol, params, _ = upsampling_as_deconvolution(symbol, params)
-    if merge:
-        symbol, params, _ = upsampling_first(symbol, params)
+    graphs = {'unmerged': (symbol, params)}
+    if merge is True or (merge == 'auto' and data_shape is not None):
+        symbol, params, moved = upsampling_first(symbol, params)
+        if moved:
+            graphs['upsampling-first'] = (symbol, params)
         if data_shape is not None:
-            symbol, params, _ = merge_summed_convolutions(symbol, params, data_shape)
+            symbol, params, merged = merge_summed_convolutions(symbol, params, data_shape)
+            if merged:
+                graphs['merged'] = (symbol, params)
+    if merge is True:
+        last = list(graphs)[-1]
+        graphs = {last: graphs[last]}
+    blocks = {name: _inference_block(symbol, params, data_shape, fuse, ctx, mx)
+              for name, (symbol, params) in graphs.items()}
+    times = {}
+    if len(blocks) > 1:
+        data = mx.nd.random.uniform(-1, 1, shape=data_shape, ctx=ctx)
+        names = list(blocks)
+        _, seconds = fastest([lambda b=blocks[n]: b(data).wait_to_read() for n in names])
+        times = dict(zip(names, seconds))
+    name = min(times, key=times.get) if times else next(iter(blocks))
+    net = blocks[name]
+    net.inference_graph, net.inference_times = name, times
+    return net
+
+
+def _inference_block(symbol, params, data_shape, fuse, ctx, mx):
+    """A hybridized SymbolBlock of ``symbol`` with ``params`` on ``ctx`` (see
+    :func:`for_inference`), run once with ``data_shape`` if given."""
     if fuse:
         symbol = symbol.get_backend_symbol('MKLDNN')
     net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
