@@ -319,8 +319,9 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
         symbol, params, _ = fold_batchnorm(symbol, params)
     if rewrite:
         symbol, params, _ = upsampling_as_deconvolution(symbol, params)
+    auto = merge == 'auto'
     graphs = {'unmerged': (symbol, params)}
-    if merge is True or (merge == 'auto' and data_shape is not None):
+    if (merge and not auto) or (auto and data_shape is not None):
         symbol, params, moved = upsampling_first(symbol, params)
         if moved:
             graphs['upsampling-first'] = (symbol, params)
@@ -328,18 +329,17 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
             symbol, params, merged = merge_summed_convolutions(symbol, params, data_shape)
             if merged:
                 graphs['merged'] = (symbol, params)
-    if merge is True:
+    if merge and not auto:
         last = list(graphs)[-1]
         graphs = {last: graphs[last]}
     blocks = {name: _inference_block(symbol, params, data_shape, fuse, ctx, mx)
               for name, (symbol, params) in graphs.items()}
-    times = {}
+    name, times = next(iter(blocks)), {}
     if len(blocks) > 1:
         data = mx.nd.random.uniform(-1, 1, shape=data_shape, ctx=ctx)
         names = list(blocks)
-        _, seconds = fastest([lambda b=blocks[n]: b(data).wait_to_read() for n in names])
-        times = dict(zip(names, seconds))
-    name = min(times, key=times.get) if times else next(iter(blocks))
+        index, seconds = fastest([lambda b=blocks[n]: b(data).wait_to_read() for n in names])
+        name, times = names[index], dict(zip(names, seconds))
     net = blocks[name]
     net.inference_graph, net.inference_times = name, times
     return net
