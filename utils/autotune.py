@@ -1,13 +1,15 @@
 """Pick the fastest of several equivalent runnables by timing them where they will run.
 
-Which inference graph of an octave network is fastest depends on the CPU: merging an
-octave layer's two paths into one convolution over concatenated inputs saved a tenth
-of the time on an AVX-512 AMD EPYC (Zen 4) and cost a tenth on an AVX2 one (Zen 3),
-where oneDNN's concatenation of blocked maps is slow. :func:`fastest` times the
-candidates on this machine, with its threads and its input shape, and keeps the
-fastest, as cuDNN's autotuning picks a convolution algorithm.
+Which inference graph of an octave network is fastest depends on the CPU and the batch
+size: merging an octave layer's two paths into one convolution over concatenated
+inputs saved 6-20% at ratio 0.125 on an AVX-512 AMD EPYC (Zen 4) and cost 7-15% at
+batch 1 on an AVX2 one (Zen 3), where oneDNN's concatenation of blocked maps is slow,
+while saving up to 6% there at batch 16. :func:`fastest` times the candidates on this
+machine, with its threads and its input shape, and keeps the fastest, as cuDNN's
+autotuning picks a convolution algorithm.
 
-Shared machines are noisy (on 2 virtual cores the median run was 1.5x the fastest).
+Shared machines are noisy (on 2 virtual cores the median of 100 runs was 1.4x the
+fastest).
 Noise only ever adds time, so each candidate's figure is its fastest run, taken over
 rounds that interleave the candidates, so that a slow stretch of the machine falls
 on all of them.

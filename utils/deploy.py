@@ -332,8 +332,8 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     if merge and not auto:
         last = list(graphs)[-1]
         graphs = {last: graphs[last]}
-    blocks = {name: _inference_block(symbol, params, data_shape, fuse, ctx, mx)
-              for name, (symbol, params) in graphs.items()}
+    blocks = {name: _inference_block(graph_symbol, graph_params, data_shape, fuse, ctx, mx)
+              for name, (graph_symbol, graph_params) in graphs.items()}
     name, times = next(iter(blocks)), {}
     if len(blocks) > 1:
         data = mx.nd.random.uniform(-1, 1, shape=data_shape, ctx=ctx)
