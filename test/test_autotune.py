@@ -19,8 +19,9 @@ def test_the_fastest_candidate_is_found_and_each_time_is_its_fastest_run():
     index, seconds = fastest(runners, budget_seconds=0.05, min_rounds=3, max_rounds=4,
                              warmup=1)
     assert index == 1
-    for slept, measured in zip((0.02, 0.002, 0.01), seconds):
-        assert slept <= measured < slept + 0.015
+    # a sleep never ends early; how late it ends depends on the machine's load
+    assert all(measured >= slept for slept, measured in zip((0.02, 0.002, 0.01), seconds))
+    assert seconds[1] < seconds[2] < seconds[0]
     # one warm-up each, then rounds that run every candidate in turn
     assert calls[:3] == [0.02, 0.002, 0.01]
     rounds = calls[3:]

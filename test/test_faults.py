@@ -17,6 +17,10 @@ from conftest import leftovers, pack_demo_digits
 from octconv.train import checkpoint, launch, train_imagenet
 from octconv.utils import demo_data
 
+# The exit codes of octconv-train and octconv-score that these tests expect.
+DONE, DIVERGED, BAD_INPUT = 0, 1, 2
+BY_SIGINT, BY_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+
 
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
@@ -51,8 +55,11 @@ def _cli(module, *argv, timeout=120, signal_after=None, env=None):
 
 
 def _errors(stderr):
-    """The error lines a tool wrote (its 'error:' or 'stopped' lines)."""
-    return [line for line in stderr.splitlines() if 'error' in line or 'stopped' in line]
+    """The error lines a tool wrote (its 'error:' or 'stopped' lines; not the lines OpenCV
+    prints from C++ when it fails to decode an image)."""
+    return [line for line in stderr.splitlines()
+            if ('error' in line or 'stopped' in line)
+            and ('OpenCV(' not in line or 'octconv' in line)]
 
 
 def _assert_clean_exit(code, stderr, want_code, *words):
@@ -95,31 +102,81 @@ def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(tiny, tmp_pa
     bad = _write_rec(str(tmp_path / 'bad'), [(i % 10, p) for i, p in enumerate(payloads)]
                      + [(1, b'%PDF-1.4 not an image at all' * 4)])
     net = tmp_path / 'run'
-    assert train_imagenet.main(_train_flags(tiny, net, '--num-epochs', '1')) == 0
+    assert train_imagenet.main(_train_flags(tiny, net, '--num-epochs', '1')) == DONE
     code, _, err = _cli('octconv.train.score', '--model', net / 'model', '--epoch', 1,
                         '--rec-val', bad, '--batch-size', 2, '--quiet')
-    _assert_clean_exit(code, err, 2, 'bad.rec, record 4', 'not an encoded image')
+    _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4', 'not an encoded image')
     # as validation data of a training run: refused before the first epoch
     flags = _train_flags(tiny, tmp_path / 'val-bad')
     flags[flags.index('--rec-val') + 1] = bad
     code, _, err = _cli('octconv.train.train_imagenet', *flags)
-    _assert_clean_exit(code, err, 2, 'bad.rec, record 4')
+    _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4')
     assert not checkpoint.list_checkpoints(str(tmp_path / 'val-bad'))
 
 
-@pytest.mark.parametrize('flags', [['--lr', '1e6'], ['--wd', '1e3', '--lr', '1']])
+# epoch 1 trains; from epoch 2 on the step schedule multiplies the lr by the decay
+@pytest.mark.parametrize('flags', [['--lr-decay', '1e30'], ['--lr-decay', '1e4', '--wd', '1e3']])
 def test_divergence_stops_with_the_first_bad_parameter_and_no_bad_checkpoint(tiny, tmp_path,
                                                                          flags):
     save = tmp_path / 'diverged'
     code, _, err = _cli('octconv.train.train_imagenet',
-                        *_train_flags(tiny, save, '--num-epochs', '3', *flags))
-    _assert_clean_exit(code, err, 1, 'NaN or inf', 'at epoch', 'batch')
-    for _, folder in checkpoint.list_checkpoints(str(save)):
-        params = mx.nd.load(os.path.join(folder, 'model.params'))
-        assert all(np.isfinite(v.asnumpy()).all() for v in params.values()), folder
-    best = checkpoint.best(str(save))
-    assert best is None or os.path.isdir(best['folder'])
+                        *_train_flags(tiny, save, '--num-epochs', '3', '--lr-mode', 'step',
+                                      '--lr-decay-epoch', '1', *flags))
+    _assert_clean_exit(code, err, DIVERGED, 'NaN or inf', 'at epoch 2', 'batch')
+    saved = checkpoint.list_checkpoints(str(save))
+    assert [epoch for epoch, _ in saved] == [1]         # epoch 1's, and nothing after it
+    params = mx.nd.load(os.path.join(saved[0][1], 'model.params'))
+    assert params and all(np.isfinite(v.asnumpy()).all() for v in params.values())
+    assert checkpoint.best(str(save))['folder'] == saved[0][1]
     assert not os.path.exists(save / 'model-0003.params')
+
+
+def _records(prefix):
+    """``[(label, payload)]`` of every record of PREFIX.rec, in order."""
+    reader = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'r')
+    records = []
+    for key in sorted(reader.keys):
+        header, payload = mx.recordio.unpack(reader.read_idx(key))
+        records.append((header.label, payload))
+    reader.close()
+    return records
+
+
+def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(tiny, tmp_path):
+    records = _records(tiny + '_train')
+    records[5] = (records[5][0], records[5][1][:20])           # the JPEG header only
+    cut = _write_rec(str(tmp_path / 'cut'), records)
+    flags = _train_flags(tiny, tmp_path / 'refused', '--num-epochs', '1')
+    flags[flags.index('--rec-train') + 1] = cut
+    code, _, err = _cli('octconv.train.train_imagenet', *flags)
+    _assert_clean_exit(code, err, BAD_INPUT, 'cut.rec, record 5 (key 5)', 'cut off')
+    assert not checkpoint.list_checkpoints(str(tmp_path / 'refused'))
+    # --skip-bad-records: trained without it, and each record left out is named
+    save = tmp_path / 'skipped'
+    flags[flags.index('--save-dir') + 1] = str(save)
+    code, _, err = _cli('octconv.train.train_imagenet', *flags, '--skip-bad-records')
+    assert code == DONE, err[-3000:]
+    assert 'left out of training: %s, record 5 (key 5)' % cut in err
+    skipped = json.loads((save / 'run.json').read_text())['segments'][0]['skipped_records']
+    assert [(r['file'], r['index'], r['key']) for r in skipped] == [(cut, 5, 5)]
+    assert 'cut off' in skipped[0]['reason']
+    log = [json.loads(line) for line in open(save / 'log.jsonl')]
+    assert log[0]['images'] == len(records) - 1
+
+
+def test_an_image_mxnet_cannot_decode_mid_epoch_is_named(tiny, tmp_path):
+    records = _records(tiny + '_train')
+    records[3] = (records[3][0], b'BM' + b'\x00' * 60)       # a BMP signature over nothing
+    broken = _write_rec(str(tmp_path / 'broken'), records)
+    flags = _train_flags(tiny, tmp_path / 'run', '--num-epochs', '1')
+    flags[flags.index('--rec-train') + 1] = broken
+    code, _, err = _cli('octconv.train.train_imagenet', *flags)
+    _assert_clean_exit(code, err, BAD_INPUT, 'broken.rec: MXNet could not decode an image of '
+                                             'batch', 'were read', '--validate')
+    # --validate decodes every image before training and names the record
+    code, _, err = _cli('octconv.train.train_imagenet', *flags, '--validate')
+    _assert_clean_exit(code, err, BAD_INPUT, 'broken.rec, record 3 (key 3)',
+                       'cannot be decoded')
 
 
 def test_dist_sync_trains_shares_that_are_not_multiples_of_the_batch(tmp_path):
@@ -156,7 +213,7 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
 
 def test_score_refuses_labels_outside_the_model_classes(tiny, tmp_path):
     net = tmp_path / 'run'
-    assert train_imagenet.main(_train_flags(tiny, net, '--num-epochs', '1')) == 0
+    assert train_imagenet.main(_train_flags(tiny, net, '--num-epochs', '1')) == DONE
     payloads = _jpegs(tiny, 3)
     for label, shown in ((1000., '1000'), (-1., '-1'), (2.5, '2.5')):
         bad = _write_rec(str(tmp_path / 'labels'), [(0., payloads[0]), (label, payloads[1]),
@@ -164,19 +221,25 @@ def test_score_refuses_labels_outside_the_model_classes(tiny, tmp_path):
         out = tmp_path / 'result.jsonl'
         code, _, err = _cli('octconv.train.score', '--model', net / 'model', '--epoch', 1,
                             '--rec-val', bad, '--batch-size', 2, '--json-out', out)
-        _assert_clean_exit(code, err, 2, 'record 1', 'label %s is not a class index in [0, 10)'
+        _assert_clean_exit(code, err, BAD_INPUT, 'record 1', 'label %s is not a class index in [0, 10)'
                            % shown)
         assert not out.exists()
 
 
-def _mount_tmpfs(path, megabytes):
+def _mount_tmpfs(path):
+    """A 1 MB tmpfs at ``path`` (resized by ``_resize_tmpfs``), or a skip saying why not."""
     path.mkdir()
     if os.geteuid() != 0 or shutil.which('mount') is None:
-        pytest.skip('a small tmpfs needs root')
-    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dk' % (megabytes * 1024),
-                           'tmpfs', str(path)], capture_output=True)
+        pytest.skip('a small tmpfs (the full disk) needs root and mount')
+    done = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1024k', 'tmpfs', str(path)],
+                          capture_output=True)
     if done.returncode != 0:
         pytest.skip('cannot mount a tmpfs here: %s' % done.stderr.decode().strip())
+
+
+def _resize_tmpfs(path, megabytes):
+    subprocess.run(['mount', '-o', 'remount,size=%dk' % (megabytes * 1024), str(path)],
+                   check=True)
 
 
 def _folder_bytes(path):
@@ -185,31 +248,32 @@ def _folder_bytes(path):
 
 
 def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(tiny, tmp_path):
-    flags = ['--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375']
-    probe = tmp_path / 'probe'
-    assert train_imagenet.main(_train_flags(tiny, probe, '--num-epochs', '1', *flags)) == 0
-    one = _folder_bytes(probe / 'checkpoints')        # a checkpoint: parameters and states
     disk = tmp_path / 'disk'
-    _mount_tmpfs(disk, int(one * 1.25 / 2 ** 20) + 1)  # one checkpoint fits, not two
+    _mount_tmpfs(disk)                                  # decided before any training
     try:
+        flags = ['--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375']
+        probe = tmp_path / 'probe'
+        assert train_imagenet.main(_train_flags(tiny, probe, '--num-epochs', '1', *flags)) == 0
+        one = _folder_bytes(probe / 'checkpoints')     # a checkpoint: parameters and states
+        _resize_tmpfs(disk, int(one * 1.25 / 2 ** 20) + 1)   # one checkpoint fits, not two
         # epoch 2's checkpoint does not fit: epoch 1 stays, no temporary is left
         save = disk / 'run'
         code, _, err = _cli('octconv.train.train_imagenet', *_train_flags(tiny, save, *flags))
-        _assert_clean_exit(code, err, 2, 'epoch-0002', 'MB free')
+        _assert_clean_exit(code, err, BAD_INPUT, 'epoch-0002', 'MB free')
         assert sorted(os.listdir(save / 'checkpoints')) == ['epoch-0001']
         before = _checkpoint_files(save)
         code, _, err = _cli('octconv.train.train_imagenet',
                             *_train_flags(tiny, save, '--resume', *flags))
-        _assert_clean_exit(code, err, 2, 'epoch-0002', 'MB free')
+        _assert_clean_exit(code, err, BAD_INPUT, 'epoch-0002', 'MB free')
         assert _checkpoint_files(save) == before
         # the final export does not fit beside the checkpoint: no file under a final name
         shutil.rmtree(save)
         last = disk / 'last'
         code, _, err = _cli('octconv.train.train_imagenet',
                             *_train_flags(tiny, last, '--num-epochs', '1', *flags))
-        _assert_clean_exit(code, err, 2, str(last), 'MB free')
-        assert sorted(os.listdir(last)) == ['best.json', 'checkpoints', 'log.jsonl', 'run.json',
-                                            'train.log']
+        _assert_clean_exit(code, err, BAD_INPUT, str(last), 'MB free')
+        assert sorted(os.listdir(last)) == ['.lock', 'best.json', 'checkpoints', 'log.jsonl',
+                                            'run.json', 'train.log']
         assert sorted(os.listdir(last / 'checkpoints')) == ['epoch-0001']
     finally:
         subprocess.run(['umount', str(disk)], check=False)
@@ -218,7 +282,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(tin
 def test_score_batch_size_zero_is_refused_at_once(tiny):
     code, _, err = _cli('octconv.train.score', '--model', 'x', '--epoch', 1, '--rec-val',
                         tiny + '_val.rec', '--batch-size', 0, timeout=60)
-    _assert_clean_exit(code, err, 2, '--batch-size must be in [1, inf], got 0')
+    _assert_clean_exit(code, err, BAD_INPUT, '--batch-size must be in [1, inf], got 0')
 
 
 # -- mistyped flags and files: exit 2 and one line naming them, before any work ----------
@@ -241,14 +305,10 @@ BAD_FLAGS = [(['--batch-size', '0'], '--batch-size'), (['--batch-size', '-8'], '
 @pytest.mark.parametrize('flags,words', BAD_FLAGS, ids=[' '.join(f) for f, _ in BAD_FLAGS])
 def test_a_bad_flag_is_refused_before_any_work(tmp_path, capsys, flags, words):
     save = tmp_path / 'run'
-    assert train_imagenet.main(['--save-dir', str(save), '--quiet'] + flags) == 2
+    assert train_imagenet.main(['--save-dir', str(save), '--quiet'] + flags) == BAD_INPUT
     err = capsys.readouterr().err
     assert len(_errors(err)) == 1 and words in err and 'Traceback' not in err, err
     assert not save.exists()
-
-
-def test_num_epochs_one_trains_with_the_default_warmup(tiny, tmp_path):
-    assert train_imagenet.main(_train_flags(tiny, tmp_path / 'one', '--num-epochs', '1')) == 0
 
 
 def test_bad_paths_are_named(tiny, tmp_path, capsys):
@@ -258,7 +318,7 @@ def test_bad_paths_are_named(tiny, tmp_path, capsys):
     for flags, words in ((['--save-dir', str(tmp_path / 'file')], 'exists and is not a folder'),
                          (['--rec-train', str(tmp_path)], 'not a regular file'),
                          (['--rec-train', str(fifo)], 'not a regular file')):
-        assert train_imagenet.main(flags + ['--quiet']) == 2
+        assert train_imagenet.main(flags + ['--quiet']) == BAD_INPUT
         err = capsys.readouterr().err
         assert len(_errors(err)) == 1 and words in err, err
 
@@ -270,7 +330,7 @@ def test_an_index_whose_keys_share_a_record_is_refused(tiny, tmp_path, capsys):
         keys = [line.split('\t')[0] for line in source if line.strip()]
     (tmp_path / 'same.idx').write_text(''.join('%s\t0\n' % k for k in keys))
     assert train_imagenet.main(['--rec-train', str(rec), '--input-size', '32', '--quiet',
-                                '--save-dir', str(tmp_path / 'run')]) == 2
+                                '--save-dir', str(tmp_path / 'run')]) == BAD_INPUT
     assert 'both point at byte 0' in capsys.readouterr().err
 
 
@@ -280,24 +340,34 @@ def test_an_empty_image_file_is_refused_by_name(tmp_path, capsys):
     empty = tmp_path / 'data' / 'train' / '3' / 'empty.jpg'
     empty.write_bytes(b'')
     assert train_imagenet.main(['--data-dir', str(tmp_path / 'data'), '--quiet', '--save-dir',
-                                str(tmp_path / 'run'), '--input-size', '32']) == 2
+                                str(tmp_path / 'run'), '--input-size', '32']) == BAD_INPUT
     err = capsys.readouterr().err
     assert 'empty.jpg: the image file is empty' in err and 'Traceback' not in err
 
 
 def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(tiny, tmp_path, capsys):
     save = tmp_path / 'run'
-    assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '1')) == 0
+    assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '1')) == DONE
     capsys.readouterr()
     folder = checkpoint.latest(str(save))
-    assert train_imagenet.main(_train_flags(tiny, save, '--resume', '--ratio', '0.5')) == 2
-    assert 'was trained with ratio 0.25; this run has ratio 0.5' in capsys.readouterr().err
+    record = (save / 'run.json').read_text()
+    # a typed value that would change the run: refused, each flag named with both values
+    assert train_imagenet.main(_train_flags(tiny, save, '--resume', '--ratio', '0.5',
+                                            '--lr', '0.5', '--num-epochs', '3')) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert len(_errors(err)) == 1, err
+    for named in ("--ratio 0.5 (the checkpoint's run has 0.25)",
+                  "--lr 0.5 (the checkpoint's run has 0.05)",
+                  "--num-epochs 3 (the checkpoint's run has 1)"):
+        assert named in err, err
+    assert (save / 'run.json').read_text() == record
     for name in ('model.params', 'trainer.states'):
         copy = tmp_path / ('copy-' + name)
         shutil.copytree(folder, copy)
         with open(copy / name, 'r+b') as handle:
             handle.truncate(os.path.getsize(copy / name) // 2)
-        assert train_imagenet.main(_train_flags(tiny, save, '--resume-from', str(copy))) == 2
+        assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '1', '--resume-from',
+                                                str(copy))) == BAD_INPUT
         err = capsys.readouterr().err
         assert name in err and 'Traceback' not in err and len(_errors(err)) == 1, err
         shutil.rmtree(copy)
@@ -305,36 +375,75 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(tiny, tmp_path, 
 
 # -- interrupts, temporary files, log noise ---------------------------------------------
 
-def test_sigterm_ends_training_cleanly_with_the_last_checkpoint_intact(tiny, tmp_path):
+# A SIGTERM that arrives while a finalizer runs: a handler that raised there would lose it
+# ("Exception ignored in ..."), and training would go on. The trainer runs in a child whose
+# epoch 2 starts by dropping an object whose __del__ sends SIGTERM to its own process.
+_SIGTERM_IN_A_FINALIZER = """
+import os, signal, sys, time
+from octconv.train import fit, train_imagenet
+
+class SendsSigtermWhenCollected:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)                     # the handler runs here, inside __del__
+
+train_epoch = fit._train_epoch
+def epoch_with_a_signal(*args):
+    if args[8] == 1:                        # epoch 2 (0-based 1)
+        SendsSigtermWhenCollected()         # collected at once
+    return train_epoch(*args)
+fit._train_epoch = epoch_with_a_signal
+sys.exit(train_imagenet.main(sys.argv[1:]))
+"""
+
+
+def _params_of(folder):
+    return {k: v.asnumpy() for k, v in mx.nd.load(os.path.join(folder, 'model.params')).items()}
+
+
+def test_sigterm_in_a_finalizer_stops_training_at_the_next_batch(tiny, tmp_path):
     save = tmp_path / 'term'
-    code, _, err = _cli('octconv.train.train_imagenet',
-                        *_train_flags(tiny, save, '--num-epochs', '50'),
-                        signal_after=(lambda: bool(checkpoint.list_checkpoints(str(save))),
-                                      signal.SIGTERM))
-    _assert_clean_exit(code, err, 128 + signal.SIGTERM, 'stopped by SIGTERM',
-                       'the last complete checkpoint is')
-    names = os.listdir(save / 'checkpoints')
-    assert names and all(n.startswith('epoch-') for n in names)
-    for _, folder in checkpoint.list_checkpoints(str(save)):
-        assert mx.nd.load(os.path.join(folder, 'model.params'))
+    done = subprocess.run([sys.executable, '-c', _SIGTERM_IN_A_FINALIZER]
+                          + _train_flags(tiny, save, '--num-epochs', '4'),
+                          capture_output=True, text=True, timeout=300)
+    _assert_clean_exit(done.returncode, done.stderr, BY_SIGTERM, 'stopped by SIGTERM',
+                       'the last complete checkpoint is', 'epoch-0001')
+    assert sorted(os.listdir(save / 'checkpoints')) == ['epoch-0001']
+    log = [json.loads(line) for line in open(save / 'log.jsonl')]
+    assert [entry['epoch'] for entry in log] == [1]           # epoch 2 trained no batch
+    params = _params_of(save / 'checkpoints' / 'epoch-0001')
+    assert len(params) > 50 and all(np.isfinite(v).all() for v in params.values())
 
 
-def test_ctrl_c_during_a_checkpoint_write_leaves_no_temporary(tiny, tmp_path, monkeypatch,
-                                                              capsys):
+def test_ctrl_c_during_a_checkpoint_write_completes_it_then_stops(tiny, tmp_path, monkeypatch,
+                                                                  capsys):
     save_states = mx.gluon.Trainer.save_states
     calls = []
 
     def interrupted_second_time(trainer, path):
         calls.append(path)
+        if len(calls) == 2:         # a real SIGINT while epoch 2's checkpoint is written
+            os.kill(os.getpid(), signal.SIGINT)
         save_states(trainer, path)
-        if len(calls) == 2:         # epoch 2's checkpoint, its files half written
-            raise KeyboardInterrupt
     monkeypatch.setattr(mx.gluon.Trainer, 'save_states', interrupted_second_time)
     save = tmp_path / 'int'
-    assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '3')) == 130
+    assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '3')) == BY_SIGINT
     err = capsys.readouterr().err
-    assert 'stopped by SIGINT; the last complete checkpoint is' in err and 'epoch-0001' in err
-    assert os.listdir(save / 'checkpoints') == ['epoch-0001']
+    assert 'stopped by SIGINT; the last complete checkpoint is' in err and 'epoch-0002' in err
+    assert sorted(os.listdir(save / 'checkpoints')) == ['epoch-0001', 'epoch-0002']
+    assert [json.loads(line)['epoch'] for line in open(save / 'log.jsonl')] == [1, 2]
+
+
+def test_a_second_signal_ends_the_process_at_once():
+    program = ('import os, signal, time\n'
+               'from octconv.train.stopping import StopSignals\n'
+               'with StopSignals() as stops:\n'
+               '    os.kill(os.getpid(), signal.SIGTERM)\n'
+               '    assert stops.received == signal.SIGTERM\n'
+               '    os.kill(os.getpid(), signal.SIGINT)\n'
+               '    time.sleep(30)\n')
+    done = subprocess.run([sys.executable, '-c', program], capture_output=True, timeout=60)
+    assert done.returncode == -signal.SIGINT, done.stderr     # killed by the second one
 
 
 def test_im2rec_leaves_nothing_when_it_refuses_a_folder(tmp_path):
@@ -342,11 +451,11 @@ def test_im2rec_leaves_nothing_when_it_refuses_a_folder(tmp_path):
     demo_data.write_image_folder(str(root), per_class=2)
     (root / '4' / 'broken.jpg').write_bytes(b'\xff\xd8\xff not really a jpeg')
     code, _, err = _cli('octconv.utils.im2rec', root, tmp_path / 'out' / 'set', '--threads', 1)
-    _assert_clean_exit(code, err, 2, 'broken.jpg: the image cannot be decoded')
+    _assert_clean_exit(code, err, BAD_INPUT, 'broken.jpg: the image cannot be decoded')
     assert os.listdir(tmp_path / 'out') == []
 
 
 def test_training_logs_no_mkldnn_pooling_warning(tiny, tmp_path):
     code, _, err = _cli('octconv.train.train_imagenet',
                         *_train_flags(tiny, tmp_path / 'quiet', '--num-epochs', '1'))
-    assert code == 0 and 'forward_scoring' not in err
+    assert code == DONE and 'forward_scoring' not in err

@@ -180,9 +180,17 @@ def test_bad_arguments_raise_clear_errors():
 
 @pytest.mark.parametrize('name', MODELS)
 def test_every_model_takes_the_same_keyword_arguments(name):
-    net = get_model(name, ratio=0.25, classes=7, final_drop=0., use_se=False, last_gamma=False,
-                    norm_kwargs={'momentum': 0.9}, use_global_stats=False)
+    net = get_model(name, ratio=0.25, classes=7, final_drop=0.3, use_se=False, last_gamma=False,
+                    norm_kwargs={'momentum': 0.8}, use_global_stats=True)
     assert net.ratio == 0.25
+    blocks = []
+    net.apply(blocks.append)
+    norms = [b for b in blocks if isinstance(b, mx.gluon.nn.BatchNorm)]
+    assert norms and all(b._kwargs['momentum'] == 0.8 and b._kwargs['use_global_stats']
+                         for b in norms)
+    assert [b._rate for b in blocks if isinstance(b, mx.gluon.nn.Dropout)] == [0.3]
+    net.initialize()
+    assert net(mx.nd.zeros((1, 3, 32, 32))).shape == (1, 7)
 
 
 def test_ratio_minus_one_is_the_vanilla_network():

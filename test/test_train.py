@@ -87,18 +87,30 @@ def test_stopped_and_resumed_equals_uninterrupted(tiny, tmp_path):
     config, _ = train_imagenet.parse_config(_args(tiny, split))
     train_imagenet.run(config, stop_after=2)
     assert [e for e, _ in checkpoint.list_checkpoints(str(split))] == [1, 2]
-    assert train_imagenet.main(_args(tiny, split, '--resume')) == 0
+    # only --resume and the folder: every other value is the checkpoint's run's
+    assert train_imagenet.main(['--resume', '--save-dir', str(split)]) == 0
     want, got = _params(checkpoint.latest(str(straight))), _params(checkpoint.latest(str(split)))
     assert want.keys() == got.keys()
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)   # bitwise on CPU
     log = [json.loads(l) for l in open(split / 'log.jsonl')]
     assert [l['epoch'] for l in log] == [1, 2, 3]
+    straight_log = [json.loads(l) for l in open(straight / 'log.jsonl')]
+    assert [(l['lr'], l['train_loss']) for l in log] == [(l['lr'], l['train_loss'])
+                                                         for l in straight_log]
+    # the records say what ran: the run's values, and one segment per process
+    record = json.loads((split / 'run.json').read_text())
+    assert (record['num_epochs'], record['lr'], record['sources']['lr']) == (3, 0.05, 'user')
+    assert [s['first_epoch'] for s in record['segments']] == [1, 3]
+    assert record['segments'][1]['options']['resume_from'].endswith('epoch-0002')
+    meta = checkpoint.load_meta(checkpoint.latest(str(split)))
+    assert meta['segments'] == record['segments'] and meta['config']['num_epochs'] == 3
     assert (split / 'curves.png').read_bytes()[:4] == b'\x89PNG'
     assert (split / 'model-symbol.json').exists() and (split / 'model-0003.params').exists()
 
 
-def test_a_sigkilled_run_resumes_and_loses_at_most_one_epoch(tiny, tmp_path):
+def test_one_run_per_folder_and_a_sigkilled_run_resumes_losing_at_most_one_epoch(tiny, tmp_path,
+                                                                                capsys):
     save = tmp_path / 'killed'
     command = [sys.executable, '-m', 'octconv.train.train_imagenet'] + _args(
         tiny, save, '--num-epochs', '4')
@@ -108,7 +120,14 @@ def test_a_sigkilled_run_resumes_and_loses_at_most_one_epoch(tiny, tmp_path):
         while not checkpoint.list_checkpoints(str(save)) and time.time() < deadline:
             assert process.poll() is None, 'training ended before it could be killed'
             time.sleep(0.05)
-        time.sleep(0.3)                                  # into the next epoch
+        # a second run on the same folder (a command typed twice) is refused, naming the
+        # folder and the process that holds it, and touches none of its files
+        log_before = (save / 'log.jsonl').read_text()
+        assert train_imagenet.main(_args(tiny, save, '--num-epochs', '4')) == 2
+        err = capsys.readouterr().err
+        assert '%s is in use by another training run (process %d on' % (save, process.pid) in err
+        assert 'Traceback' not in err and (save / 'log.jsonl').read_text() == log_before
+        assert process.poll() is None, 'training ended before it could be killed'
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -117,6 +136,7 @@ def test_a_sigkilled_run_resumes_and_loses_at_most_one_epoch(tiny, tmp_path):
             process.wait()
     done = [e for e, _ in checkpoint.list_checkpoints(str(save))]
     assert done and done[-1] < 4
+    # the kernel released the killed run's hold on the folder: resuming works at once
     assert train_imagenet.main(_args(tiny, save, '--num-epochs', '4', '--resume')) == 0
     assert [e for e, _ in checkpoint.list_checkpoints(str(save))][-1] == 4
     log = [json.loads(line)['epoch'] for line in open(save / 'log.jsonl')]

@@ -10,20 +10,59 @@ epoch is renamed away whole first, and put back if the new one cannot be).
 ``best.json`` names the epoch with the best validation top-1 (its folder is never
 pruned); the last ``keep`` checkpoints are kept.
 """
+import contextlib
+import fcntl
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 
-__all__ = ['CheckpointError', 'save', 'latest', 'load_meta', 'list_checkpoints', 'best',
-           'atomic_write_text', 'publish_files', 'first_line']
+__all__ = ['CheckpointError', 'FolderInUse', 'save', 'latest', 'load_meta', 'list_checkpoints',
+           'best', 'atomic_write_text', 'publish_files', 'first_line', 'exclusive']
 
 _NAME = re.compile(r'^epoch-(\d{4,})$')
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be written or read; the message names the path."""
+
+
+class FolderInUse(CheckpointError):
+    """Another live process holds the save folder; the message names it and the holder."""
+
+
+LOCK_NAME = '.lock'
+
+
+@contextlib.contextmanager
+def exclusive(save_dir):
+    """Hold ``save_dir`` for this process: one training run per folder.
+
+    An advisory lock (``flock``) on SAVE_DIR/.lock, which also records who holds
+    it (pid, host, start time). The kernel releases it when the holder exits in
+    any way, SIGKILL included, so a killed run never leaves the folder stuck.
+    Raises :class:`FolderInUse` naming the folder and the holder.
+    """
+    os.makedirs(save_dir, exist_ok=True)
+    path = os.path.join(save_dir, LOCK_NAME)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip()
+            raise FolderInUse('%s is in use by another training run (%s); wait for it to end, '
+                              'stop it, or give another --save-dir'
+                              % (save_dir, holder or 'holder unknown')) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, ('process %d on %s, since %s\n' % (
+            os.getpid(), socket.gethostname(), time.strftime('%Y-%m-%d %H:%M:%S'))).encode(), 0)
+        yield path
+    finally:
+        os.close(fd)        # releases the lock; the file stays (deleting it would race)
 
 
 def _fsync_dir(path):

@@ -75,6 +75,11 @@ def add_data_args(parser, train=False):
         group.add_argument('--rec-train-idx', help='training .idx file')
         group.add_argument('--min-random-area', type=float, default=0.08,
                            help='smallest area of the random-resized crop (default 0.08)')
+        group.add_argument('--skip-bad-records', action='store_true',
+                           help='leave training records whose image cannot be decoded out '
+                                '(each named in the log and run.json; the .rec is copied '
+                                'without them into SAVE_DIR/data). Default: refuse them, '
+                                'naming the first')
     group.add_argument('--rec-val', help='validation .rec file (its .idx beside it)')
     group.add_argument('--rec-val-idx', help='validation .idx file')
     group.add_argument('--data-dir', help='image folders %s' % (

@@ -16,7 +16,8 @@ from .models import default_model
 from .recipes import BASE_BATCH, get_recipe, paper_training, scaled_lr
 
 __all__ = ['RunConfig', 'Origin', 'USER', 'DEFAULT', 'DEMO', 'DEMO_INPUT_SIZE', 'typed_flags',
-           'resolve', 'validate', 'check_range', 'check_data_path', 'MIN_INPUT_SIZE']
+           'resolve', 'resumed', 'validate', 'check_range', 'check_data_path', 'flag_of',
+           'MIN_INPUT_SIZE', 'PLACE_OPTIONS']
 
 USER, DEFAULT, DEMO = 'user', 'default', 'demo data'
 MIN_INPUT_SIZE = 32           # five stride-2 stages: smaller inputs vanish before the head
@@ -85,6 +86,7 @@ class RunConfig:
     crop_ratio: float = 0.875
     workers: int = 2
     validate: bool = False
+    skip_bad_records: bool = False
     # devices
     gpus: str = ''
     dtype: str = 'float32'
@@ -176,6 +178,54 @@ def resolve(typed, num_devices=1, num_workers=1):
     config = RunConfig(sources=sources, **values)
     validate(config)
     return config
+
+
+# Where a run is kept and how its files are read, not what its epochs compute: the options
+# a resumed run may change (run.json records each segment's values).
+PLACE_OPTIONS = ('save_dir', 'resume', 'resume_from', 'logging_file', 'quiet', 'workers',
+                 'validate', 'rec_train', 'rec_train_idx', 'rec_val', 'rec_val_idx', 'data_dir',
+                 'skip_bad_records')
+_FLAGS = {'classes': '--num-classes', 'workers': '--num-data-workers', 'model': '--model'}
+
+
+def flag_of(option):
+    """The command-line flag of an option name: ``lr_mode`` -> ``--lr-mode``."""
+    return _FLAGS.get(option, '--' + option.replace('_', '-'))
+
+
+def resumed(config, saved):
+    """The :class:`RunConfig` that continues the run recorded in ``saved`` (the ``config``
+    record of a checkpoint's meta.json, as :meth:`RunConfig.describe` wrote it).
+
+    A resumed run computes what the saved run would have: every value not typed
+    comes from ``saved``, with its source. A typed value that differs from the saved
+    one raises ValueError naming each such flag with both values, unless the option
+    is one of :data:`PLACE_OPTIONS` (where files are, logging, decoding threads).
+    """
+    values, sources = config.values(), dict(config.sources)
+    saved_sources = saved.get('sources', {})
+    conflicts = []
+    for name in FIELDS:
+        if name not in saved:
+            continue
+        typed = sources.get(name, Origin(DEFAULT)).source == USER
+        if not typed:
+            values[name] = saved[name]
+            sources[name] = Origin(saved_sources.get(name, DEFAULT), 'as in the resumed run')
+        elif values[name] != saved[name] and name not in PLACE_OPTIONS:
+            conflicts.append('%s %s (the checkpoint\'s run has %s)'
+                             % (flag_of(name), _shown(values[name]), _shown(saved[name])))
+    if conflicts:
+        raise ValueError('a resumed run goes on as it started; this command changes %s. Leave '
+                         'these flags out to continue the run, or start a new run in another '
+                         '--save-dir' % '; '.join(conflicts))
+    result = RunConfig(sources=sources, **values)
+    validate(result)
+    return result
+
+
+def _shown(value):
+    return 'off' if value is False else 'on' if value is True else str(value)
 
 
 def _square(size):

@@ -20,14 +20,16 @@ from mxnet import autograd, gluon
 from ..utils.data import DataError, batches, equal_batches
 from ..utils.flops import trace_block
 from . import checkpoint, preprocessing
+from .config import PLACE_OPTIONS
 from .evaluate import num_images, score
 from .models import build_model
 from .schedule import make_lr_scheduler
+from .stopping import never
 from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'TrainingData', 'INITIALIZERS', 'build_network', 'fit',
            'export_model', 'seed_everything', 'epoch_seed', 'default_initializers',
-           'initialize', 'EpochStats']
+           'initialize', 'EpochStats', 'run_segment', 'write_run_record']
 
 log = logging.getLogger('octconv.train')
 
@@ -38,10 +40,13 @@ class TrainingDiverged(RuntimeError):
 
 
 TrainingData = namedtuple('TrainingData', ['classes', 'images', 'steps_per_epoch',
-                                           'train_source', 'val_source'])
+                                           'train_source', 'val_source', 'skipped'],
+                          defaults=[()])
 TrainingData.__doc__ = """What :func:`fit` trains on: ``classes`` outputs, ``images`` per epoch
 (this worker's share), ``steps_per_epoch`` batches, ``train_source(epoch)`` and
-``val_source()`` (or None) opening fresh iterators of (N, 3, H, W) images and labels."""
+``val_source()`` (or None) opening fresh iterators of (N, 3, H, W) images and labels;
+``skipped``, the training records left out as unusable (dicts: file, index, key,
+offset, reason)."""
 
 # Weight initialisers by name. The reference trains with MSRAPrelu: Xavier, gaussian,
 # fan averaged over input and output, magnitude 2 / (1 + 0.25^2).
@@ -105,7 +110,8 @@ def _split(array, ctx):
     return gluon.utils.split_and_load(array, ctx, even_split=False)
 
 
-def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=None):
+def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=None,
+        check=never):
     """Train ``config`` (a :class:`RunConfig`) on ``data`` (a :class:`TrainingData`) for
     ``config.num_epochs`` epochs; returns ``(net, [EpochStats])``.
 
@@ -113,8 +119,11 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
     call after that many epochs (as if the process were stopped). ``kvstore`` is a
     distributed KVStore (``rank`` this worker's rank): gradients are summed over all
     workers, every worker applies the same update, and only rank 0 validates and
-    writes logs and checkpoints. Raises :class:`TrainingDiverged` on a NaN/inf loss
-    and :class:`checkpoint.CheckpointError` when a checkpoint cannot be written.
+    writes logs and checkpoints. ``check()`` is called at every safe point (each
+    batch, around the opening of an iterator, after validation and after a
+    checkpoint) and may raise to stop the run there (:class:`stopping.StopSignals`).
+    Raises :class:`TrainingDiverged` on a NaN/inf loss and
+    :class:`checkpoint.CheckpointError` when a checkpoint cannot be written.
     """
     net = build_network(config, data.classes)
     if config.dtype == 'float16':
@@ -156,35 +165,41 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
         workers = kvstore.num_workers
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False)
 
-    start_epoch, iteration, history = 0, 0, []
+    start_epoch, iteration, history, segments = 0, 0, [], []
     if resume_from:
         meta = _load_checkpoint(config, net, trainer, ctx, resume_from)
         start_epoch, iteration, history = meta['epoch'], meta['iteration'], meta['history']
+        segments = meta.get('segments', [])
         log.info('resumed from %s: epoch %d, iteration %d', resume_from, start_epoch,
                  iteration)
+    segments = segments + [run_segment(config, start_epoch, data.skipped)]
     if rank == 0:
         # the log restarts from what the checkpoint knows: epochs after it are redone
         os.makedirs(config.save_dir, exist_ok=True)
         checkpoint.atomic_write_text(os.path.join(config.save_dir, 'log.jsonl'),
                                      ''.join(json.dumps(h) + '\n' for h in history))
-        checkpoint.atomic_write_text(os.path.join(config.save_dir, 'run.json'),
-                                     json.dumps(config.describe(), indent=1) + '\n')
+        write_run_record(config, segments)
 
     last = config.num_epochs if stop_after is None else min(config.num_epochs,
                                                           start_epoch + stop_after)
     for epoch in range(start_epoch, last):
+        check()
         if kvstore is not None:     # every worker takes the same number of same-size steps
             epoch_batches = equal_batches(lambda: data.train_source(epoch),
                                           data.steps_per_epoch)
             total = data.steps_per_epoch * config.batch_size * len(ctx)
         else:
             source = data.train_source(epoch)
+            check()
             epoch_batches, total = batches(source), num_images(source)
         stats = _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total,
-                             data.classes, epoch, workers)
+                             data.classes, epoch, workers, check)
         iteration += stats.pop('batches')
         if data.val_source is not None and rank == 0:
-            result = score(net, data.val_source(), ctx, config.dtype, progress=config.progress)
+            source = data.val_source()
+            check()
+            result = score(net, source, ctx, config.dtype, progress=config.progress,
+                           check=check)
             stats.update(top1=result['top1'], top5=result['top5'],
                          val_images=result['images'])
         history.append(stats)
@@ -195,9 +210,12 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
             _append_log(config.save_dir, stats)
             done = epoch + 1
             if done % config.save_frequency == 0 or done == config.num_epochs or done == last:
-                _save(config, net, trainer, done, iteration, history, stats.get('top1'))
+                _save(config, net, trainer, done, iteration, history, stats.get('top1'),
+                      segments)
+                check()
     if rank == 0 and last == config.num_epochs and last > start_epoch:
         export_model(config, net, data.classes)
+    check()
     return net, history
 
 
@@ -282,8 +300,9 @@ def _first_non_finite(params, arrays):
 
 
 def _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total, classes, epoch,
-                 workers):
-    """One epoch over ``epoch_batches`` ((data, label, valid) triples, ``total`` images)."""
+                 workers, check):
+    """One epoch over ``epoch_batches`` ((data, label, valid) triples, ``total`` images);
+    ``check()`` before each batch."""
     from tqdm import tqdm
     seed_everything(epoch_seed(config.seed, epoch))
     rng = np.random.RandomState(epoch_seed(config.seed, epoch))
@@ -294,6 +313,7 @@ def _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total, class
     params, arrays = list(net.collect_params().values()), None
     start = time.time()
     for batch_index, (data, label, valid) in enumerate(epoch_batches):
+        check()
         targets = one_hot_targets(mx.nd, label, classes, config.label_smoothing)
         if use_mixup:
             data, targets = mixup(data, targets, draw_lambda(rng, config.mixup_alpha))
@@ -337,7 +357,26 @@ def _append_log(save_dir, stats):
         handle.write(json.dumps(stats) + '\n')
 
 
-def _save(config, net, trainer, epoch, iteration, history, top1):
+def run_segment(config, start_epoch, skipped=()):
+    """The record of one process's part of a run: the first epoch it trains, when it
+    started, the values of the options a resumed run may change
+    (:data:`config.PLACE_OPTIONS`; every other value is the run's own) and the
+    training records it left out (``skipped``)."""
+    return {'first_epoch': start_epoch + 1,
+            'started': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            'options': {name: getattr(config, name) for name in PLACE_OPTIONS},
+            'skipped_records': list(skipped)}
+
+
+def write_run_record(config, segments):
+    """SAVE_DIR/run.json: every value of the run with its source, and ``segments``, one per
+    process that trained it (the first, then each resumed one)."""
+    checkpoint.atomic_write_text(os.path.join(config.save_dir, 'run.json'),
+                                 json.dumps(dict(config.describe(), segments=segments),
+                                            indent=1) + '\n')
+
+
+def _save(config, net, trainer, epoch, iteration, history, top1, segments):
     def write_files(folder):
         net.save_parameters(os.path.join(folder, 'model.params'))
         preprocessing.write(os.path.join(folder, 'model'), preprocessing.of_config(config))
@@ -345,7 +384,7 @@ def _save(config, net, trainer, epoch, iteration, history, top1):
                 or 'dist' not in str(trainer._kvstore.type):
             trainer.save_states(os.path.join(folder, 'trainer.states'))
     meta = {'epoch': epoch, 'iteration': iteration, 'seed': config.seed, 'history': history,
-            'lr': trainer.learning_rate, 'config': config.describe()}
+            'lr': trainer.learning_rate, 'config': config.describe(), 'segments': segments}
     folder = checkpoint.save(config.save_dir, epoch, write_files, meta, keep=config.keep_last,
                              top1=top1)
     log.info('checkpoint %s', folder)

@@ -15,6 +15,8 @@ run is written to SAVE_DIR/run.json. Checkpoints (SAVE_DIR/checkpoints/epoch-NNN
 are atomic; ``--resume`` continues from the newest complete one.
 """
 import argparse
+import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -28,11 +30,13 @@ from ..utils.data import DataError, check_once, index_beside
 from ..utils.demo_data import demo_records
 from ..utils.im2rec import list_image_folder
 from ..utils.params import CheckpointMismatch
+from ..utils.recordio_check import write_without
 from . import checkpoint
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
-from .config import RunConfig, resolve, typed_flags
+from .config import USER, Origin, RunConfig, resolve, resumed, typed_flags
 from .fit import INITIALIZERS, TrainingData, TrainingDiverged, epoch_seed, fit
 from .recipes import HEADLINE, RECIPES, get_recipe
+from .stopping import StopSignals, never
 
 __all__ = ['build_parser', 'parse_config', 'dry_run_report', 'plot_curves', 'run', 'main']
 
@@ -173,9 +177,10 @@ def plot_curves(history, path):
 
 def _setup_logging(config):
     os.makedirs(config.save_dir, exist_ok=True)
-    handlers = [logging.StreamHandler(sys.stderr),
+    handlers = [logging.StreamHandler(sys.stderr),      # the file opens at the first line
                 logging.FileHandler(config.logging_file or os.path.join(config.save_dir,
-                                                                        'train.log'))]
+                                                                        'train.log'),
+                                    delay=True)]
     logger = logging.getLogger('octconv')
     logger.handlers[:] = handlers
     for handler in handlers:
@@ -199,19 +204,66 @@ def _resume_folder(config):
     return folder
 
 
+def _continuing(config):
+    """``config`` itself, or for ``--resume`` / ``--resume-from`` the config of the run it
+    continues (:func:`config.resumed`), with ``resume_from`` set to the checkpoint folder
+    found. ValueError names each typed flag that would change the run."""
+    folder = _resume_folder(config)
+    if folder is None:
+        return config
+    merged = resumed(config, checkpoint.load_meta(folder).get('config', {}))
+    origin = merged.sources.get('resume_from')
+    if origin is None or origin.source != USER:
+        origin = Origin('resume', 'the newest complete checkpoint of --save-dir')
+    return dataclasses.replace(merged, resume_from=folder,
+                               sources=dict(merged.sources, resume_from=origin))
+
+
 def _training_set(config):
-    """(classes found, training images), checking the data before training."""
+    """``(classes found, training images, the .rec and .idx to read, skipped records)``,
+    checking the data before training. With ``--skip-bad-records`` the records whose
+    image MXNet cannot decode are left out of a copy of the .rec under SAVE_DIR/data."""
     if config.data_dir:
         folder = os.path.join(config.data_dir, 'train')
         classes, items = list_image_folder(folder)
         if config.classes is not None and len(classes) > config.classes:
             raise DataError('%s has %d class folders but --num-classes is %d'
                             % (folder, len(classes), config.classes))
-        return len(classes), len(items)
+        return len(classes), len(items), (None, None), ()
     rec = config.rec_train or demo_records()['train']
-    info = check_once(rec, index_beside(rec, config.rec_train_idx), config.classes,
-                      config.validate)
-    return int(max(info.labels)) + 1, info.count
+    idx = index_beside(rec, config.rec_train_idx)
+    info = check_once(rec, idx, config.classes, config.validate, config.skip_bad_records)
+    if not info.count:
+        raise DataError('%s: no usable record (%d left out as bad)' % (rec, len(info.bad)))
+    skipped = tuple({'file': rec, 'index': bad.index, 'key': bad.id, 'offset': bad.offset,
+                     'reason': bad.reason} for bad in info.bad)
+    if skipped:
+        log = logging.getLogger('octconv')
+        for record in skipped:
+            log.warning('left out of training: %(file)s, record %(index)d (key %(key)d) at '
+                        'byte %(offset)d: %(reason)s', record)
+        rec, idx = _usable_copy(config.save_dir, rec, idx, info.bad)
+        log.warning('%d bad record(s) left out; training reads %s', len(skipped), rec)
+    return int(max(info.labels)) + 1, info.count, (rec, idx), skipped
+
+
+def _usable_copy(save_dir, rec, idx, bad):
+    """``(rec, idx)`` of SAVE_DIR/data/NAME-usable.rec: ``rec`` without the ``bad`` records,
+    written once per version of ``rec`` (a resumed run reuses it)."""
+    folder = os.path.join(save_dir, 'data')
+    os.makedirs(folder, exist_ok=True)
+    prefix = os.path.join(folder, os.path.splitext(os.path.basename(rec))[0] + '-usable')
+    made_from = {'rec': os.path.abspath(rec), 'size': os.path.getsize(rec),
+                 'mtime': os.path.getmtime(rec), 'idx': idx and os.path.abspath(idx),
+                 'left_out': sorted(b.offset for b in bad)}
+    record = prefix + '.json'
+    if os.path.isfile(record) and os.path.isfile(prefix + '.rec'):
+        with open(record) as handle:
+            if json.load(handle) == made_from:
+                return prefix + '.rec', prefix + '.idx' if idx else None
+    copy = write_without(rec, idx, bad, prefix)
+    checkpoint.atomic_write_text(record, json.dumps(made_from))
+    return copy
 
 
 def _check_validation_set(config, classes):
@@ -236,9 +288,10 @@ def training_data(config, ctx, num_parts=1, part_index=0):
     indexed .rec (the last worker the rest), and every worker takes
     ``ceil(ceil(N / num_parts) / batch)`` full batches: a shorter shard wraps around.
     """
-    found, count = _training_set(config)
+    found, count, (rec, idx), skipped = _training_set(config)
     classes = config.classes or found
     _check_validation_set(config, classes)
+    reading = dataclasses.replace(config, rec_train=rec, rec_train_idx=idx) if skipped else config
     batch_total = config.batch_size * len(ctx)
     share = math.ceil(count / num_parts)
     if num_parts > 1:
@@ -250,14 +303,14 @@ def training_data(config, ctx, num_parts=1, part_index=0):
                             % (count, num_parts))
 
     def train_source(epoch):
-        return data_source(config, 'train', batch_total, config.input_size, classes, num_parts,
+        return data_source(reading, 'train', batch_total, config.input_size, classes, num_parts,
                            part_index, seed=epoch_seed(config.seed, epoch))
 
     def val_source():
         return data_source(config, 'val', batch_total, config.input_size, classes)
     validated = not (config.rec_train and not config.rec_val)    # no --rec-val: no validation
     return TrainingData(classes, share, math.ceil(share / batch_total), train_source,
-                        val_source if validated else None)
+                        val_source if validated else None, skipped)
 
 
 def _num_workers(options):
@@ -294,12 +347,25 @@ def _distributed(config):
     return kvstore, kvstore.rank, kvstore.num_workers
 
 
-def run(config, stop_after=None):
-    """Check the data, build everything and train; returns ``(net, history, rank)``."""
+def run(config, stop_after=None, stops=None):
+    """Check the data, build everything and train; returns ``(net, history, rank)``.
+
+    ``stops`` (a :class:`StopSignals`) stops the run at a safe point after SIGINT or
+    SIGTERM (raising :class:`Stopped`); without it nothing stops the run."""
     ctx = contexts(config)
     kvstore, rank, workers = _distributed(config)
+    # one run per save folder: rank 0 writes it (every worker may share it)
+    with checkpoint.exclusive(config.save_dir) if rank == 0 else contextlib.nullcontext():
+        return _train(config, ctx, kvstore, rank, workers, stop_after, stops)
+
+
+def _train(config, ctx, kvstore, rank, workers, stop_after, stops):
     resume_from = _resume_folder(config)
-    data = training_data(config, ctx, workers, rank)
+    if stops is None:
+        data = training_data(config, ctx, workers, rank)
+    else:
+        with stops.immediate():     # a file scan: safe to stop anywhere
+            data = training_data(config, ctx, workers, rank)
     log = logging.getLogger('octconv')
     if config.data_dir is None and config.rec_train is None:
         origin = config.sources.get('input_size')
@@ -309,7 +375,8 @@ def run(config, stop_after=None):
              'epoch', config.model_name, data.images, data.classes, rank, workers,
              data.steps_per_epoch, config.batch_size * len(ctx))
     net, history = fit(config, ctx, data, rank=rank, resume_from=resume_from,
-                       kvstore=kvstore, stop_after=stop_after)
+                       kvstore=kvstore, stop_after=stop_after,
+                       check=never if stops is None else stops.check)
     return net, history, rank
 
 
@@ -321,37 +388,29 @@ def _paper_figures(config):
     return {'recipe': recipe.name, 'paper_top1': recipe.top1, 'paper_top5': recipe.top5}
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; ``signum`` says which."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stopped(signum, frame):
-    raise Stopped(signum)
-
-
 def main(argv=None):
     """Train; exit 0 when done, 1 when training diverged, 2 on bad input or checkpoint errors,
-    130 / 143 when stopped by SIGINT / SIGTERM (the last complete checkpoint kept)."""
+    130 / 143 when stopped by SIGINT / SIGTERM (at the next batch; the last complete
+    checkpoint kept; a second signal ends the process at once)."""
     try:
         config, actions = parse_config(argv)
-    except ValueError as err:
+        if 'list_recipes' in actions:
+            print(recipe_listing())
+            return 0
+        config = _continuing(config)
+    except (ValueError, checkpoint.CheckpointError) as err:
         print('octconv-train: error: %s' % err, file=sys.stderr)
         return 2
-    if 'list_recipes' in actions:
-        print(recipe_listing())
-        return 0
     if 'dry_run' in actions:
         print(dry_run_report(config))
         return 0
     log = _setup_logging(config)
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT,
-                                                                   signal.SIGTERM)}
     try:
-        _, history, rank = run(config)
+        with StopSignals() as stops:
+            _, history, rank = run(config, stops=stops)
+    except checkpoint.FolderInUse as err:     # nothing of the holder's is touched, its log
+        print('octconv-train: error: %s' % err, file=sys.stderr)     # included
+        return 2
     except TrainingDiverged as err:
         log.error('octconv-train: stopped: %s', err)
         return 1
@@ -362,13 +421,12 @@ def main(argv=None):
         log.error('octconv-train: error: MXNet: %s', checkpoint.first_line(err))
         return 2
     except KeyboardInterrupt as err:
+        import mxnet as mx
+        mx.nd.waitall()         # MXNet's queued work ends before the process does
         signum = getattr(err, 'signum', signal.SIGINT)
         log.error('octconv-train: stopped by %s; the last complete checkpoint is %s',
                   signal.Signals(signum).name, checkpoint.latest(config.save_dir))
         return 128 + signum
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if history and rank == 0:
         plot_curves(history, os.path.join(config.save_dir, 'curves.png'))
         final = dict(history[-1], **_paper_figures(config))

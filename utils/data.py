@@ -55,7 +55,7 @@ def _norm_kwargs(norm):
                 std_r=norm.std[0], std_g=norm.std[1], std_b=norm.std[2])
 
 
-def check_once(rec, idx, num_classes, decode):
+def check_once(rec, idx, num_classes, decode, skip_bad=False):
     """:func:`check_recordio`, once per file version: the loops open a fresh iterator every
     epoch, and a scan of ImageNet's 1.28M records need not be repeated. One scan serves
     every ``num_classes`` (the labels it saw are checked against it; only a bad one makes
@@ -63,16 +63,17 @@ def check_once(rec, idx, num_classes, decode):
     is the files' size and modification time)."""
     versions = tuple((os.path.getsize(p), os.path.getmtime(p)) if p and os.path.isfile(p)
                      else None for p in (rec, idx))
-    info = _scan(rec, idx, decode, versions)
+    info = _scan(rec, idx, decode, skip_bad, versions)
     if num_classes is not None and not all(label == int(label) and 0 <= label < num_classes
                                            for label in info.labels):
-        check_recordio(rec, idx, num_classes=num_classes, decode=decode)   # raises, naming it
+        check_recordio(rec, idx, num_classes=num_classes, decode=decode,
+                       skip_bad=skip_bad)                   # raises, naming the record
     return info
 
 
 @functools.lru_cache(maxsize=16)
-def _scan(rec, idx, decode, versions):
-    return check_recordio(rec, idx, decode=decode)
+def _scan(rec, idx, decode, skip_bad, versions):
+    return check_recordio(rec, idx, decode=decode, skip_bad=skip_bad)
 
 
 def index_beside(rec, idx=None):
@@ -82,9 +83,10 @@ def index_beside(rec, idx=None):
     return idx
 
 
-def _counted(count, iterator):
-    """Attach the number of images a scan found (``num_images``) to an iterator."""
-    iterator.num_images = count
+def _counted(count, iterator, rec):
+    """Attach the number of images a scan found (``num_images``) and the file read
+    (``path``) to an iterator."""
+    iterator.num_images, iterator.path = count, rec
     return iterator
 
 
@@ -109,7 +111,7 @@ def train_iter(rec, idx, batch_size, input_size=224, num_classes=None, num_parts
         rand_mirror=True, random_resized_crop=True, min_random_area=min_area, max_random_area=1.,
         min_aspect_ratio=3. / 4., max_aspect_ratio=4. / 3., brightness=jitter, contrast=jitter,
         saturation=jitter, pca_noise=lighting, num_parts=num_parts, part_index=part_index,
-        inter_method=norm.inter_method, **_norm_kwargs(norm)))
+        inter_method=norm.inter_method, **_norm_kwargs(norm)), rec)
 
 
 def val_iter(rec, idx, batch_size, input_size=224, crop_ratio=0.875, num_classes=None,
@@ -125,7 +127,7 @@ def val_iter(rec, idx, batch_size, input_size=224, crop_ratio=0.875, num_classes
         batch_size=batch_size, shuffle=False, rand_crop=False, rand_mirror=False,
         resize=validation_resize(input_size, crop_ratio), preprocess_threads=threads,
         round_batch=True, num_parts=num_parts, part_index=part_index,
-        inter_method=norm.inter_method, **_norm_kwargs(norm)))
+        inter_method=norm.inter_method, **_norm_kwargs(norm)), rec)
 
 
 def image_folder_loader(root, batch_size, train, input_size=224, crop_ratio=0.875,
@@ -173,7 +175,7 @@ def batches(source):
             yield data, label, data.shape[0]
         return
     remaining = getattr(source, 'num_images', None)
-    for batch in source:
+    for batch in _read(source):
         data, label = batch.data[0], batch.label[0]
         valid = data.shape[0] - (batch.pad or 0)
         if remaining is not None:
@@ -183,6 +185,33 @@ def batches(source):
             data, label = data[:valid], label[:valid]
         if valid > 0:
             yield data, label, valid
+
+
+def _read(source):
+    """The batches of ``source``; a record MXNet cannot decode mid-pass (one the up-front
+    scan could not tell from a good one) raises :class:`DataError` naming the file and
+    how far the pass got, instead of OpenCV's words alone."""
+    if not hasattr(source, 'provide_data'):     # a DataLoader names its own files
+        yield from source
+        return
+    from mxnet.base import MXNetError
+    iterator, read = iter(source), 0
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except MXNetError as err:
+            cause = next((line.strip() for line in str(err).splitlines() if 'error' in line),
+                         type(err).__name__)
+            raise DataError('%s: MXNet could not decode an image of batch %d (%s); the %d '
+                            'batches before it were read. --validate decodes every image '
+                            'before training and names the record; with --skip-bad-records '
+                            'too, such records are left out' % (getattr(source, 'path',
+                                                                        'the data'),
+                                                                read + 1, cause, read)) from None
+        read += 1
+        yield batch
 
 
 def equal_batches(open_source, steps):
@@ -196,7 +225,7 @@ def equal_batches(open_source, steps):
     taken = 0
     while True:
         empty = True
-        for item in open_source():
+        for item in _read(open_source()):
             data, label = (item.data[0], item.label[0]) if hasattr(item, 'data') else item
             empty = False
             yield data, label, data.shape[0]
