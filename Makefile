@@ -33,7 +33,7 @@ demo: venv
 	@echo "curves: $(DEMO)/curves.png  log: $(DEMO)/log.jsonl  checkpoints: $(DEMO)/checkpoints"
 
 test: fresh-venv
-	$(VENV)/bin/pytest -q -p no:cacheprovider test
+	$(VENV)/bin/pytest -q -p no:cacheprovider -rs --durations=15 test
 
 # A short run for the other supported Pythons (CI): Eq. 4 in both APIs with gradients,
 # training in both APIs, one training run on the demo digits scored by octconv-score,
@@ -44,4 +44,4 @@ SMOKE := test/test_octave_helper.py \
 	test/test_gluon_models.py::test_onnx_export_runs_in_onnxruntime_with_the_same_outputs \
 	test/test_deploy.py::test_export_onnx_runs_in_onnxruntime_with_the_same_outputs
 smoke: fresh-venv
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(SMOKE)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -rs $(SMOKE)

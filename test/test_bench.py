@@ -77,7 +77,7 @@ def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, 
     assert [r['variant'] for r in rows] == ['ratio 0 for_inference', 'ratio 0.5 for_inference']
     assert rows[1]['inference_graph']['b1'] in ('unmerged', 'upsampling-first', 'merged')
     assert all('train_ms' not in r for r in rows)        # the training step goes with as-built
-    assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
+    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
                        '--input-size', '32', '--repeats', '1', '--warmup', '1',
                        '--runtime', 'onnxruntime']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
@@ -86,8 +86,8 @@ def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, 
                                            for suffix in (' mxnet-export', ' export_onnx')}
     assert all(r['runtime'] == 'onnxruntime' and r['b1_ms'] > 0 for r in rows)
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))    # where the files go
-    assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1', '2',
-                       '--input-size', '32', '--repeats', '1', '--warmup', '1',
+    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
+                       '2', '--input-size', '32', '--repeats', '1', '--warmup', '1',
                        '--runtime', 'openvino']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert [r['variant'] for r in rows] == ['ratio 0 openvino', 'ratio 0.5 openvino']

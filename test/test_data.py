@@ -192,18 +192,24 @@ def test_bad_files_raise_errors_instead_of_crashing(packed, tmp_path):
         check_recordio(rec, idx, num_classes=1)
     # a payload that is no image at all (MXNet's iterator dies of SIGFPE on it): refused
     # by the fast scan; a JPEG signature over broken bytes only by decoding
-    for name, payload in (('text', b'not a jpeg' * 9), ('broken', b'\xff\xd8\xff' + b'x' * 90)):
+    for name, payload in (('text', b'not a jpeg' * 9), ('broken', b'\xff\xd8\xff' + b'x' * 90),
+                          ('bmp', b'BM' + b'\x00' * 60)):
         writer = mx.recordio.MXIndexedRecordIO(str(tmp_path / (name + '.idx')),
                                                str(tmp_path / (name + '.rec')), 'w')
         writer.write_idx(0, mx.recordio.pack(mx.recordio.IRHeader(0, 0., 0, 0), payload))
         writer.close()
     text, broken = str(tmp_path / 'text'), str(tmp_path / 'broken')
-    with pytest.raises(DataError, match=r'text\.rec, record 0 at byte 0: the payload is not an '
-                                        r'encoded image'):
+    with pytest.raises(DataError, match=r'text\.rec, record 0 \(key 0\) at byte 0: the payload is '
+                                        r'not an encoded image'):
         check_recordio(text + '.rec', text + '.idx')
-    check_recordio(broken + '.rec', broken + '.idx')                   # fast scan passes
-    with pytest.raises(DataError, match=r'broken\.rec, record 0 at byte 0: .*cannot be decoded'):
-        check_recordio(broken + '.rec', broken + '.idx', decode=True)
+    with pytest.raises(DataError, match=r'broken\.rec, record 0 \(key 0\) at byte 0: the JPEG is '
+                                        r'cut off inside its header'):
+        check_recordio(broken + '.rec', broken + '.idx')
+    bmp = str(tmp_path / 'bmp')
+    check_recordio(bmp + '.rec', bmp + '.idx')                      # the fast scan passes
+    with pytest.raises(DataError, match=r'bmp\.rec, record 0 \(key 0\) at byte 0: .*cannot be '
+                                        r'decoded'):
+        check_recordio(bmp + '.rec', bmp + '.idx', decode=True)
     with open(str(tmp_path / 'idx_bad.idx'), 'w') as f:
         f.write('0\t3\n')
     with pytest.raises(DataError, match='not the start of a record'):
@@ -293,3 +299,55 @@ def test_one_scan_serves_every_class_count_and_a_bad_label_is_still_placed(packe
                                         r'not a class index in \[0, 2\)'):
         data.check_once(rec, idx, 2, False)
     assert calls == [None, 2]                   # a second scan only to place the bad label
+
+
+def _mxnet_decodes(image):
+    try:
+        mx.image.imdecode(image).wait_to_read()
+        return True
+    except mx.base.MXNetError:
+        return False
+
+
+def test_the_structure_check_refuses_every_cut_jpeg_that_mxnet_cannot_decode():
+    from octconv.utils.recordio_check import image_problem
+    import cv2
+    picture = (np.random.RandomState(0).rand(40, 48, 3) * 255).astype(np.uint8)
+    jpeg = cv2.imencode('.jpg', picture)[1].tobytes()
+    cuts = list(range(2, 400)) + [len(jpeg) // 2, len(jpeg) - 2, len(jpeg)]
+    for cut in cuts:
+        if not _mxnet_decodes(jpeg[:cut]):
+            assert image_problem(jpeg[:cut]) is not None, cut
+    assert image_problem(jpeg) is None and image_problem(jpeg[:len(jpeg) // 2]) is None
+    png = cv2.imencode('.png', picture)[1].tobytes()     # libpng aborts on a cut PNG: any cut
+    assert image_problem(png) is None                    # is refused before MXNet sees it
+    assert all(image_problem(png[:cut]) is not None for cut in (10, 40, len(png) - 1))
+
+
+def test_a_copy_without_bad_records_reads_back_every_other_record(packed, tmp_path):
+    from octconv.utils.recordio_check import write_without
+    rec, idx = packed + '_train.rec', packed + '_train.idx'
+    reader = mx.recordio.MXIndexedRecordIO(idx, rec, 'r')
+    originals = {key: reader.read_idx(key) for key in reader.keys}
+    reader.close()
+    keys = sorted(originals)
+    bad_keys = {keys[0], keys[3], keys[-1]}
+    writer = mx.recordio.MXIndexedRecordIO(str(tmp_path / 'bad.idx'), str(tmp_path / 'bad.rec'),
+                                           'w')
+    for key in keys:
+        header, payload = mx.recordio.unpack(originals[key])
+        if key in bad_keys:
+            payload = payload[:20]                         # cut off inside the JPEG header
+        writer.write_idx(key, mx.recordio.pack(header, payload))
+    writer.close()
+    info = check_recordio(str(tmp_path / 'bad.rec'), str(tmp_path / 'bad.idx'), skip_bad=True)
+    assert sorted(b.id for b in info.bad) == sorted(bad_keys)
+    assert info.count == len(keys) - 3
+    out_rec, out_idx = write_without(str(tmp_path / 'bad.rec'), str(tmp_path / 'bad.idx'),
+                                     info.bad, str(tmp_path / 'usable'))
+    assert check_recordio(out_rec, out_idx).count == len(keys) - 3
+    reader = mx.recordio.MXIndexedRecordIO(out_idx, out_rec, 'r')
+    assert sorted(reader.keys) == [k for k in keys if k not in bad_keys]
+    assert all(reader.read_idx(key) == originals[key] for key in reader.keys)
+    reader.close()
+    assert sorted(os.listdir(tmp_path)) == ['bad.idx', 'bad.rec', 'usable.idx', 'usable.rec']

@@ -1,4 +1,5 @@
 """Parameter-server training on localhost: two workers, one server, against one process."""
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -54,11 +55,14 @@ def _flags(rec, save_dir):
             '--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375']
 
 
-@pytest.mark.parametrize('mode', ['ps', 'horovod'])
+HOROVOD = pytest.param('horovod', marks=pytest.mark.skipif(
+    importlib.util.find_spec('horovod') is None,
+    reason='horovod is not installed (optional; the README gives its install command)'))
+
+
+@pytest.mark.parametrize('mode', ['ps', HOROVOD])       # decided before any fixture runs
 def test_two_workers_equal_one_process_on_two_devices(tiny, tmp_path, mode):
     """dist_sync (1 server) or Horovod: 2 workers against 2 devices in one process."""
-    if mode == 'horovod':
-        pytest.importorskip('horovod.mxnet', reason='horovod is not installed (optional)')
     script = tmp_path / 'worker.py'
     script.write_text(WORKER)
     port = launch._free_port()

@@ -278,7 +278,8 @@ def _onnxruntime_opener(args):
 
 
 def _openvino_opener(args):
-    import openvino
+    from ..utils.onnx_export import import_openvino
+    openvino = import_openvino()
     core = openvino.Core()
     # float32 as MXNet computes (OpenVINO may pick bfloat16 on CPUs that have it);
     # threads pinned to cores, as for a latency-bound deployment.

@@ -22,7 +22,8 @@ prepares the file. OpenVINO reads the same file.
 """
 from .deploy import fold_batchnorm
 
-__all__ = ['export_onnx', 'prepare_for_onnxruntime', 'onnx_weights_as_constants']
+__all__ = ['export_onnx', 'prepare_for_onnxruntime', 'onnx_weights_as_constants',
+           'import_openvino']
 
 # The opset of the operators MXNet 1.9.1's exporter writes.
 EXPORTER_OPSET = 13
@@ -92,3 +93,21 @@ def _weights_as_constants(model):
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+
+
+def import_openvino():
+    """The ``openvino`` module, imported with OpenVINO's telemetry declined for this process.
+
+    OpenVINO sends telemetry at import unless the user opted out, from a worker thread
+    that forks a process; a fork from a thread while MXNet's engine runs aborts the
+    whole process ("Fatal Python error: Aborted"). The consent check is answered
+    "declined" here, in this process only; nothing is written to the user's files.
+    """
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:             # an OpenVINO without its telemetry package
+        pass
+    else:
+        OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    import openvino
+    return openvino

@@ -207,8 +207,8 @@ def image_problem(image, decode=False):
                _png_problem(image) if image.startswith(_PNG) else None)
     if problem is None and decode:
         import mxnet as mx
-        try:
-            mx.image.imdecode(image)
+        try:            # waited for: a decode error must not surface at a later sync
+            mx.image.imdecode(image).wait_to_read()
         except mx.base.MXNetError:
             problem = 'the image cannot be decoded'
     return problem
@@ -263,7 +263,8 @@ def write_without(rec_path, idx_path, bad, prefix):
     """
     removed = sorted(bad, key=lambda record: record.offset)
     out_rec, out_idx = prefix + '.rec', prefix + '.idx' if idx_path else None
-    parts = [out_rec + '.part'] + ([out_idx + '.part'] if out_idx else [])
+    part = '.%d.part' % os.getpid()        # workers sharing a folder each write their own
+    parts = [out_rec + part] + ([out_idx + part] if out_idx else [])
     try:
         with open(rec_path, 'rb') as source, open(parts[0], 'wb') as target:
             position = 0
@@ -282,12 +283,12 @@ def write_without(rec_path, idx_path, bad, prefix):
                         handle.write('%d\t%d\n' % (key, offset - shift))
                 handle.flush()
                 os.fsync(handle.fileno())
-        for part in parts:
-            os.replace(part, part[:-len('.part')])
+        for path in parts:
+            os.replace(path, path[:-len(part)])
     finally:
-        for part in parts:
-            if os.path.exists(part):
-                os.remove(part)
+        for path in parts:
+            if os.path.exists(path):
+                os.remove(path)
     return out_rec, out_idx
 
 
