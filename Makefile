@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUPPORTED := 3.11, 3.12 or 3.13
 
-.PHONY: demo test smoke venv fresh-venv check-python
+.PHONY: demo test smoke venv fresh-venv check-python horovod
 
 check-python:
 	@$(PYTHON) -c 'import sys; v = sys.version_info; print("Python %d.%d.%d (%s)" % (v[0], v[1], v[2], sys.executable)); sys.exit(0 if (3, 11) <= v[:2] <= (3, 13) else 1)' \
@@ -38,10 +38,18 @@ test: fresh-venv
 # A short run for the other supported Pythons (CI): Eq. 4 in both APIs with gradients,
 # training in both APIs, one training run on the demo digits scored by octconv-score,
 # the ONNX exports in onnxruntime.
-SMOKE := test/test_octave_helper.py \
+SMOKE := test/test_octave_helper.py test/test_install.py \
 	test/test_train.py::test_loss_decreases_on_repeated_batches \
 	test/test_recipes.py::test_a_recipe_run_scores_exactly_as_it_was_validated \
 	test/test_gluon_models.py::test_onnx_export_runs_in_onnxruntime_with_the_same_outputs \
 	test/test_deploy.py::test_export_onnx_runs_in_onnxruntime_with_the_same_outputs
 smoke: fresh-venv
 	$(VENV)/bin/pytest -q -p no:cacheprovider -rs $(SMOKE)
+
+# Horovod for --kv-store horovod (optional): built from source against the venv's mxnet,
+# with Gloo (no MPI). Its build imports mxnet (the venv's start-up hook makes that work)
+# and needs wheel installed first, since the build runs without isolation.
+horovod: venv
+	$(PY) -m pip install --quiet wheel==0.45.1
+	HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITHOUT_TENSORFLOW=1 \
+		HOROVOD_WITHOUT_PYTORCH=1 $(PY) -m pip install --no-build-isolation horovod==0.28.1

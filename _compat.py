@@ -7,7 +7,10 @@
 - Python 3.12 removed ``distutils``, which mxnet imports: ``setuptools`` (a
   dependency on 3.12+) provides it; nothing is patched for it here.
 
-Import ``octconv`` (or any of its modules) before ``mxnet``.
+An installed octconv also puts a start-up hook in site-packages
+(``octconv-mxnet-compat.pth``, see ``startup/``) that does the same just before any
+``import mxnet``, so scripts that import mxnet first work too; this module covers
+octconv run from its source tree.
 """
 import numpy
 

@@ -1,4 +1,6 @@
 """Installs the top-level folders as the package ``octconv``."""
+import os
+
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
@@ -20,12 +22,22 @@ ONNXRUNTIME = ['onnxruntime==1.22.1; python_version < "3.13"',
                'onnxruntime==1.23.2; python_version >= "3.13"']
 
 
+# startup/: the .pth start-up hook that lets `import mxnet` work before `import octconv`
+# (numpy.bool for mxnet 1.9.1), installed at the top of site-packages with its module.
+STARTUP_PTH = 'startup/octconv-mxnet-compat.pth'
+
+
 class BuildPy(build_py):
-    """Leave ``setup.py`` out of the ``octconv`` package (the repo root is its folder)."""
+    """Leave ``setup.py`` out of the ``octconv`` package (the repo root is its folder), and
+    put the start-up .pth file at the top of the built tree (site-packages)."""
 
     def find_package_modules(self, package, package_dir):
         modules = super().find_package_modules(package, package_dir)
         return [m for m in modules if not (package == 'octconv' and m[1] == 'setup')]
+
+    def run(self):
+        super().run()
+        self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, os.path.basename(STARTUP_PTH)))
 
 
 setup(
@@ -37,7 +49,9 @@ setup(
     license='MIT',
     python_requires='>=3.11,<3.14',
     packages=['octconv'] + ['octconv.' + name for name in SUBPACKAGES],
-    package_dir=dict({'octconv': '.'}, **{'octconv.' + name: name for name in SUBPACKAGES}),
+    py_modules=['_octconv_mxnet_compat'],
+    package_dir=dict({'octconv': '.', '': 'startup'},
+                     **{'octconv.' + name: name for name in SUBPACKAGES}),
     install_requires=INSTALL_REQUIRES,
     extras_require={'onnx': ONNX + ONNXRUNTIME,
                     'openvino': ONNX + ['openvino==2026.4.1'],

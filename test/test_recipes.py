@@ -10,7 +10,7 @@ from conftest import manifests, pack_demo_digits
 from octconv.gluon import get_model
 from octconv.train import config as run_config
 from octconv.train import fit, recipes, score, train_imagenet
-from octconv.utils import flops, paper
+from octconv.utils import data, flops, paper
 
 RECIPES = recipes.list_recipes()
 SOURCES = {'paper', 'reference code', 'assumption', 'user', 'default', 'demo data'}
@@ -254,6 +254,20 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     assert (scored['top1'], scored['top5']) == (final['top1'], final['top5'])
     assert (scored['convention'], scored['input_size']) == ('symbol', 32)
     assert 'note' not in captured.err
+    # a Module bound with label shapes, as the reference score.py and MXNet's
+    # example/image-classification score, reads the export unchanged and agrees
+    symbol, args, auxs = mx.model.load_checkpoint(str(save / 'model'), 2)
+    assert symbol.list_outputs() == ['softmax_output']
+    images = data.check_recordio(tiny + '_val.rec').count     # one batch: no padding
+    source = data.val_iter(tiny + '_val.rec', None, batch_size=images, input_size=32,
+                           crop_ratio=0.875, convention='symbol')
+    module = mx.mod.Module(symbol, context=mx.cpu(), label_names=['softmax_label'])
+    module.bind(for_training=False, data_shapes=source.provide_data,
+                label_shapes=source.provide_label)
+    module.set_params(args, auxs)
+    top1, top5 = mx.metric.Accuracy(), mx.metric.TopKAccuracy(5)
+    module.score(source, [top1, top5])
+    assert (top1.get()[1], top5.get()[1]) == pytest.approx((scored['top1'], scored['top5']))
     # a typed contradicting flag is applied and reported
     assert score.main(['--model', str(save / 'model'), '--epoch', '2', '--rec-val',
                        tiny + '_val.rec', '--quiet', '--batch-size', '4', '--convention',

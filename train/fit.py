@@ -17,6 +17,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from ..symbol.head import softmax_output
 from ..utils.data import DataError, batches, equal_batches
 from ..utils.flops import trace_block
 from . import checkpoint, preprocessing
@@ -242,9 +243,13 @@ _IDENTITY = ('api', 'model', 'depth', 'ratio', 'use_se')     # what decides the 
 
 def _export_any_size(config, net, classes, prefix):
     """A Module checkpoint of the Symbol network ``net`` trains, in the graph that takes
-    every input size: PREFIX-symbol.json and PREFIX-NNNN.params."""
-    symbol, _ = trace_block(build_model('symbol', config.model, config.depth, config.ratio,
+    every input size, ending in ``SoftmaxOutput`` (``softmax``, label ``softmax_label``) as
+    ``get_symbol`` builds it and the released checkpoints hold: PREFIX-symbol.json and
+    PREFIX-NNNN.params, which a Module bound with label shapes (the reference score.py,
+    MXNet's example/image-classification) reads unchanged."""
+    logits, _ = trace_block(build_model('symbol', config.model, config.depth, config.ratio,
                                         classes, final_drop=config.final_drop))
+    symbol = softmax_output(logits)
     params = {name: p.data().as_in_context(mx.cpu()) for name, p in net.collect_params().items()}
     aux = set(symbol.list_auxiliary_states())
     mx.model.save_checkpoint(prefix, config.num_epochs, symbol,

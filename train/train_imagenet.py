@@ -333,8 +333,7 @@ def _distributed(config):
             import horovod.mxnet as hvd
         except ImportError:
             raise ValueError('--kv-store horovod needs the horovod package built with MXNet '
-                             '(HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 '
-                             'pip install --no-build-isolation horovod==0.28.1); '
+                             '(make horovod, in the octconv source tree); '
                              "mx.kv.create('horovod') in mxnet 1.9.1 is not Horovod") from None
         hvd.init()
         return hvd, hvd.rank(), hvd.size()
