@@ -3,6 +3,7 @@ uneven shards end cleanly: an exit code, one line naming the problem, no signal 
 no traceback, nothing half-written, earlier checkpoints intact, no process left."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -164,6 +165,8 @@ def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(tiny, tmp
     code, _, err = _cli('octconv.train.train_imagenet', *flags, '--skip-bad-records')
     assert code == DONE, err[-3000:]
     assert 'forward_scoring' not in err         # no MKLDNN pooling warning at even sizes
+    assert err.count('exported model-0001.params') == 1          # each log line once
+    assert re.search(r'\[epoch 1\] .* val top-1 \d\.\d{4} top-5 \d\.\d{4} ', err), err
     assert 'left out of training: %s, record 5 (key 5)' % cut in err
     skipped = json.loads((save / 'run.json').read_text())['segments'][0]['skipped_records']
     assert [(r['file'], r['index'], r['key']) for r in skipped] == [(cut, 5, 5)]

@@ -254,6 +254,11 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     assert (scored['top1'], scored['top5']) == (final['top1'], final['top5'])
     assert (scored['convention'], scored['input_size']) == ('symbol', 32)
     assert 'note' not in captured.err
+    # it says what it scored, from the checkpoint's records (no model flag was typed)
+    assert (scored['api'], scored['network'], scored['depth'], scored['ratio'],
+            scored['use_se']) == ('symbol', 'resnetv2', 26, 0.25, False)
+    assert '(resnetv2-26, ratio 0.25): top-1 %.4f, top-5 %.4f' % (scored['top1'],
+                                                                  scored['top5']) in captured.out
     # a Module bound with label shapes, as the reference score.py and MXNet's
     # example/image-classification score, reads the export unchanged and agrees
     symbol, args, auxs = mx.model.load_checkpoint(str(save / 'model'), 2)

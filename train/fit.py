@@ -30,7 +30,7 @@ from .targets import draw_lambda, mixup, one_hot_targets
 
 __all__ = ['TrainingDiverged', 'TrainingData', 'INITIALIZERS', 'build_network', 'fit',
            'export_model', 'seed_everything', 'epoch_seed', 'default_initializers',
-           'initialize', 'EpochStats', 'run_segment', 'write_run_record']
+           'initialize', 'EpochStats', 'run_segment', 'write_run_record', 'accuracy_text']
 
 log = logging.getLogger('octconv.train')
 
@@ -206,7 +206,8 @@ def fit(config, ctx, data, rank=0, resume_from=None, kvstore=None, stop_after=No
         history.append(stats)
         log.info('[epoch %d] lr %.5f loss %.4f train-acc %.4f val top-1 %s top-5 %s %.1f img/s',
                  epoch + 1, stats['lr'], stats['train_loss'], stats['train_acc'],
-                 stats.get('top1', 'n/a'), stats.get('top5', 'n/a'), stats['images_per_s'])
+                 accuracy_text(stats.get('top1')), accuracy_text(stats.get('top5')),
+                 stats['images_per_s'])
         if rank == 0:
             _append_log(config.save_dir, stats)
             done = epoch + 1
@@ -360,6 +361,11 @@ def _train_epoch(config, net, trainer, loss_fn, ctx, epoch_batches, total, class
 def _append_log(save_dir, stats):
     with open(os.path.join(save_dir, 'log.jsonl'), 'a') as handle:
         handle.write(json.dumps(stats) + '\n')
+
+
+def accuracy_text(value):
+    """An accuracy in [0, 1] for a log line, with 4 decimals ('n/a' for None)."""
+    return 'n/a' if value is None else '%.4f' % value
 
 
 def run_segment(config, start_epoch, skipped=()):

@@ -5,7 +5,9 @@
 beside each checkpoint's ``model.params``. It records the normalisation
 convention, the input size and the validation resize; ``octconv-score`` uses it
 for every value the user does not type, so a checkpoint is scored as it was
-validated during training.
+validated during training. Its ``model`` entry says which network the parameters
+belong to (API, network or model name, depth, ratio, SE), so that a score reports
+what it scored.
 """
 import json
 import os
@@ -21,10 +23,14 @@ _INTERPOLATION = {1: 'bilinear', 2: 'bicubic'}
 
 
 def of_config(config):
-    """The record of a :class:`RunConfig`: convention, input size, crop ratio, and for the
-    reader the resize, interpolation, mean and std they imply."""
+    """The record of a :class:`RunConfig`: the model (api, network, depth, ratio, use_se),
+    convention, input size, crop ratio, and for the reader the resize, interpolation,
+    mean and std they imply."""
     norm = NORMALIZATIONS[config.convention]
-    return {'convention': config.convention, 'input_size': config.input_size,
+    model = {'api': config.api, 'network': config.model_name,
+             'depth': config.depth if config.api == 'symbol' else None,
+             'ratio': config.ratio, 'use_se': config.use_se}
+    return {'model': model, 'convention': config.convention, 'input_size': config.input_size,
             'crop_ratio': config.crop_ratio,
             'resize': validation_resize(config.input_size, config.crop_ratio),
             'interpolation': _INTERPOLATION[norm.inter_method], 'mean': list(norm.mean),

@@ -146,7 +146,9 @@ def build_parser():
     parser.add_argument('--params', help='Gluon parameter file')
     parser.add_argument('--network', help='Symbol network, when PREFIX-symbol.json is absent')
     parser.add_argument('--depth', type=int, help='Symbol network depth')
-    parser.add_argument('--ratio', type=float, default=-1, help='octave ratio (default -1)')
+    parser.add_argument('--ratio', type=float, default=None,
+                        help='octave ratio, when the checkpoint has no record of it (default 0, '
+                             'the vanilla network; -1 is accepted for it too)')
     parser.add_argument('--use-se', action='store_true', help='Gluon: SE blocks')
     parser.add_argument('--table', metavar='DIR',
                         help='score every released checkpoint in DIR beside the paper')
@@ -217,6 +219,23 @@ def _preprocessing(args, typed, record_prefix, convention):
     _check_flags(args)
 
 
+def _identity_text(row):
+    """`` (resnetv2-26, ratio 0.25)`` for a row that says what it scored, else ''."""
+    if row.get('network') is None:
+        return ''
+    name = row['network'] + ('-%d' % row['depth'] if row.get('depth') else '') + \
+        (' +SE' if row.get('use_se') else '')
+    return ' (%s%s)' % (name, '' if row.get('ratio') is None else ', ratio %g' % row['ratio'])
+
+
+def _what_was_scored(record_prefix, given):
+    """``{api, network, depth, ratio, use_se}`` of the scored parameters: from the record
+    octconv-train wrote beside them when there is one, else ``given`` (what the flags said,
+    None where they said nothing)."""
+    record = preprocessing.read(record_prefix) or {}
+    return dict(record.get('model') or given)
+
+
 def main(argv=None):
     """Score a checkpoint; exit 0 with the result, 2 on bad input (nothing written)."""
     parser = build_parser()
@@ -230,13 +249,20 @@ def main(argv=None):
         else:
             if not args.model:
                 raise ValueError('give --model (and --epoch or --params) or --table DIR')
+            ratio = 0 if args.ratio is None else args.ratio
             if args.params:
-                _preprocessing(args, typed, preprocessing.prefix_of_params(args.params), 'gluon')
-                net = load_gluon_model(args.model, args.ratio, args.params, ctx, args.use_se)
+                record_prefix = preprocessing.prefix_of_params(args.params)
+                _preprocessing(args, typed, record_prefix, 'gluon')
+                net = load_gluon_model(args.model, ratio, args.params, ctx, args.use_se)
+                scored = {'api': 'gluon', 'network': args.model, 'depth': None,
+                          'ratio': ratio, 'use_se': args.use_se}
             elif args.epoch is not None:
-                _preprocessing(args, typed, args.model, 'symbol')
+                record_prefix = args.model
+                _preprocessing(args, typed, record_prefix, 'symbol')
                 net = load_module_checkpoint(args.model, args.epoch, ctx, args.network,
-                                             args.depth, args.ratio, args.input_size)
+                                             args.depth, ratio, args.input_size)
+                scored = {'api': 'symbol', 'network': args.network, 'depth': args.depth,
+                          'ratio': args.ratio, 'use_se': None}
             else:
                 raise ValueError('give --epoch N for a Module checkpoint or --params FILE for '
                                  'a Gluon model')
@@ -246,8 +272,9 @@ def main(argv=None):
             classes = output_classes(net, args.input_size, ctx[0], args.dtype)
             result = score(net, _validation_source(args, classes), ctx, args.dtype,
                            progress=not args.quiet)
-            result.update(model=args.model, ratio=args.ratio, convention=args.convention,
-                          input_size=args.input_size, crop_ratio=args.crop_ratio)
+            result.update(model=args.model, **_what_was_scored(record_prefix, scored))
+            result.update(convention=args.convention, input_size=args.input_size,
+                          crop_ratio=args.crop_ratio)
             rows = [result]
     except (DataError, CheckpointMismatch, ValueError) as err:
         print('octconv-score: error: %s' % err, file=sys.stderr)
@@ -260,8 +287,9 @@ def main(argv=None):
         return 130
     lines = [json.dumps(row) for row in rows]
     for row in rows:
-        print('%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
-              % (row.get('file', row.get('model')), row['top1'], row['top5'], row['images'],
+        print('%s%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
+              % (row.get('file', row.get('model')), _identity_text(row), row['top1'],
+                 row['top5'], row['images'],
                  row['images_per_s'], '' if row.get('paper_top1') is None else
                  ' (paper %.1f / %.1f)' % (row['paper_top1'], row['paper_top5'])))
     print('\n'.join(lines))

@@ -34,7 +34,7 @@ from ..utils.recordio_check import write_without
 from . import checkpoint
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from .config import USER, Origin, RunConfig, resolve, resumed, typed_flags
-from .fit import INITIALIZERS, TrainingData, TrainingDiverged, epoch_seed, fit
+from .fit import INITIALIZERS, TrainingData, TrainingDiverged, accuracy_text, epoch_seed, fit
 from .recipes import HEADLINE, RECIPES, get_recipe
 from .stopping import StopSignals, never
 
@@ -183,6 +183,10 @@ def _setup_logging(config):
                                     delay=True)]
     logger = logging.getLogger('octconv')
     logger.handlers[:] = handlers
+    # A module-level logging.info() (MXNet's checkpoint writer has one) gives a root logger
+    # without handlers a console handler, which would print each octconv line again.
+    if not logging.root.handlers:
+        logging.root.addHandler(logging.NullHandler())
     for handler in handlers:
         handler.setFormatter(logging.Formatter('%(asctime)s %(message)s'))
     logger.setLevel(logging.INFO)
@@ -431,8 +435,8 @@ def main(argv=None):
         final = dict(history[-1], **_paper_figures(config))
         if 'paper_top1' in final:
             log.info('[done] %s: top-1 %s top-5 %s (paper %.1f / %.1f)', final['recipe'],
-                     final.get('top1', 'n/a'), final.get('top5', 'n/a'), final['paper_top1'],
-                     final['paper_top5'])
+                     accuracy_text(final.get('top1')), accuracy_text(final.get('top5')),
+                     final['paper_top1'], final['paper_top5'])
         print(json.dumps(final))
     return 0
 
