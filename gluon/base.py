@@ -54,8 +54,8 @@ class OctaveModel(HybridBlock):
     Subclasses call :meth:`add_unit` for each ``L<stage>_B<index>`` block in
     order and define :meth:`stem` and :meth:`head`; the forward pass is
     ``head(units(stem(x)))`` on (high, low) pairs.
-    ``model_name`` and ``ratio`` are kept for error messages; ratio -1 (the
-    Symbol API's "vanilla") is read as 0, the same network.
+    ``model_name`` and ``ratio`` are kept for error messages; ratio 0 is the vanilla
+    network (-1, the reference's name for it, is read as 0).
     """
 
     def __init__(self, model_name, ratio, prefix):

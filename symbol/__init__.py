@@ -1,9 +1,10 @@
 """Symbol-API networks of the paper's ablation (table A), vanilla or octave.
 
-``get_symbol(network, depth, num_classes=1000, ratio=-1, **kw)`` builds one by
+``get_symbol(network, depth, num_classes=1000, ratio=0, **kw)`` builds one by
 name; each network module also exposes ``get_before_pool``, ``get_linear`` and
-``get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False)``.
-``ratio=-1`` is the vanilla network; ``ratio`` in [0, 1) the octave one.
+``get_symbol(num_classes, depth, ratio=0, dropout=0., use_fp16=False)``.
+``ratio=0`` is the vanilla network (-1, the reference's name for it, is accepted too);
+``ratio`` in (0, 1) the octave one.
 The registry's functions also take ``graph`` ('optimized', the default, or
 'straightforward') and ``data_shape`` to specialise the graph to one input size
 (see :func:`get_symbol`).
@@ -35,7 +36,7 @@ def get_network(network):
                          % (network, ', '.join(sorted(NETWORKS)))) from None
 
 
-def get_symbol(network, depth, num_classes=1000, ratio=-1, data_shape=None, graph='optimized',
+def get_symbol(network, depth, num_classes=1000, ratio=0, data_shape=None, graph='optimized',
                **kwargs):
     """The training symbol (``softmax`` output) of ``network`` at ``depth`` and ``ratio``.
 
@@ -48,7 +49,7 @@ def get_symbol(network, depth, num_classes=1000, ratio=-1, data_shape=None, grap
                   ratio=ratio, **kwargs)
 
 
-def get_linear(network, depth, num_classes=1000, ratio=-1, data_shape=None, graph='optimized',
+def get_linear(network, depth, num_classes=1000, ratio=0, data_shape=None, graph='optimized',
                **kwargs):
     """The logits symbol (N, num_classes) of ``network`` at ``depth`` and ``ratio``.
 

@@ -1,4 +1,4 @@
-"""DenseNet (BC) on ImageNet, vanilla (ratio -1) or octave.
+"""DenseNet (BC) on ImageNet, vanilla (ratio 0) or octave.
 
 The last transition and dense stage always run at ratio 0.
 """
@@ -6,16 +6,16 @@ from ..utils.octave import OPTIMIZED
 from ..utils.stages import DENSENET_STAGES
 from .blocks import Connector, DenseBlock
 from .head import check_depth, classifier, data_input, float32_output, softmax_output
-from .ops import as_pair, check_ratio, plain, single
+from .ops import as_pair, block_ratio, plain, single
 
 __all__ = ['STAGES', 'get_before_pool', 'get_linear', 'get_symbol']
 
 STAGES = DENSENET_STAGES
 
 
-def get_before_pool(depth, ratio=-1, use_fp16=False, graph=OPTIMIZED):
+def get_before_pool(depth, ratio=0, use_fp16=False, graph=OPTIMIZED):
     """The body up to the last BN-relu: a single map (N, C, H/32, W/32)."""
-    check_ratio(ratio)
+    ratio = block_ratio(ratio)
     width, growth, units = check_depth('densenet', depth, STAGES)
     data = data_input(use_fp16)
     out = plain.Conv_BN_ACT(data, num_filter=width, kernel=(7, 7), pad=(3, 3), stride=(2, 2),
@@ -37,11 +37,11 @@ def get_before_pool(depth, ratio=-1, use_fp16=False, graph=OPTIMIZED):
     return float32_output(out, use_fp16)
 
 
-def get_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, graph=OPTIMIZED):
+def get_linear(num_classes, depth, ratio=0, dropout=0., use_fp16=False, graph=OPTIMIZED):
     """Logits (N, num_classes) for input ``data`` (N, 3, H, W), any H, W >= 32."""
     return classifier(get_before_pool(depth, ratio, use_fp16, graph), num_classes, dropout)
 
 
-def get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, graph=OPTIMIZED):
+def get_symbol(num_classes, depth, ratio=0, dropout=0., use_fp16=False, graph=OPTIMIZED):
     """The training symbol: :func:`get_linear` followed by ``SoftmaxOutput``."""
     return softmax_output(get_linear(num_classes, depth, ratio, dropout, use_fp16, graph))

@@ -26,13 +26,20 @@ from ..utils.octave import (OPTIMIZED, add, check_ratio, concat_channels, octave
                             split_channels)
 
 __all__ = ['PlainOps', 'OctaveOps', 'OctaveMap', 'plain', 'octave', 'ops_for', 'channels_for',
-           'as_pair', 'single']
+           'block_ratio', 'as_pair', 'single']
 
 BN_MOMENTUM = 0.92
 BN_EPS = 1e-4
 # Channel counts do not depend on the spatial size: an ImageNet-shaped ``data`` lets the
 # octave ops infer their input channels from the graph built so far.
 NOMINAL_DATA_SHAPE = (1, 3, 224, 224)
+
+
+def block_ratio(ratio):
+    """The ratio a network passes to its blocks: the vanilla network (ratio 0, or -1 as the
+    reference writes it) is -1, which builds plain ops on single symbols; inside an octave
+    network, 0 builds octave ops whose low part is absent (its last stage)."""
+    return -1 if check_ratio(ratio) <= 0 else ratio
 
 
 def channels_for(channels, ratio):

@@ -1,4 +1,4 @@
-"""Pre-activation ResNet (v2) on ImageNet, vanilla (ratio -1) or octave.
+"""Pre-activation ResNet (v2) on ImageNet, vanilla (ratio 0) or octave.
 
 The last stage always runs at ratio 0: a 3x3 convolution on a 3.5x3.5 low map
 makes no sense. ``get_linear`` returns logits (N, num_classes); ``get_symbol``
@@ -7,7 +7,7 @@ adds the ``softmax`` output used for training.
 from ..utils.octave import OPTIMIZED
 from .blocks import BottleNeckV2
 from .head import check_depth, classifier, data_input, float32_output, softmax_output
-from .ops import check_ratio, plain, single
+from .ops import block_ratio, plain, single
 
 __all__ = ['STAGES', 'get_before_pool', 'get_linear', 'get_symbol', 'variant']
 
@@ -19,11 +19,11 @@ STAGES = {26: (2, 2, 2, 2),
           200: (3, 24, 36, 3)}
 
 
-def get_before_pool(depth, ratio=-1, use_fp16=False, group=1, scaler=1., use_se=False,
+def get_before_pool(depth, ratio=0, use_fp16=False, group=1, scaler=1., use_se=False,
                     network='resnetv2', graph=OPTIMIZED):
     """The body up to the last BN-relu: a single map (N, 2048, H/32, W/32); ``graph`` is the
     :class:`~octconv.utils.octave.Graph` to build."""
-    check_ratio(ratio)
+    ratio = block_ratio(ratio)
     units = check_depth(network, depth, STAGES)
     data = data_input(use_fp16)
     out = plain.Conv_BN_ACT(data, num_filter=64, kernel=(7, 7), pad=(3, 3), stride=(2, 2),
@@ -43,7 +43,7 @@ def get_before_pool(depth, ratio=-1, use_fp16=False, group=1, scaler=1., use_se=
     return float32_output(out, use_fp16)
 
 
-def get_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, group=1, scaler=1.,
+def get_linear(num_classes, depth, ratio=0, dropout=0., use_fp16=False, group=1, scaler=1.,
                use_se=False, network='resnetv2', graph=OPTIMIZED):
     """Logits (N, num_classes) for input ``data`` (N, 3, H, W), any H, W >= 32."""
     body = get_before_pool(depth, ratio, use_fp16, group=group, scaler=scaler, use_se=use_se,
@@ -51,7 +51,7 @@ def get_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, group=1
     return classifier(body, num_classes, dropout)
 
 
-def get_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False, group=1, scaler=1.,
+def get_symbol(num_classes, depth, ratio=0, dropout=0., use_fp16=False, group=1, scaler=1.,
                use_se=False, network='resnetv2', graph=OPTIMIZED):
     """The training symbol: :func:`get_linear` followed by ``SoftmaxOutput``."""
     return softmax_output(get_linear(num_classes, depth, ratio, dropout, use_fp16, group=group,
@@ -63,16 +63,16 @@ def variant(**fixed):
     """``(get_before_pool, get_linear, get_symbol)`` of a ResNet v2 variant whose ``fixed``
     options (``use_se``, ``group``, ``scaler``, ``network``) are set, with the
     signatures every network module has."""
-    def variant_before_pool(depth, ratio=-1, use_fp16=False, graph=OPTIMIZED):
+    def variant_before_pool(depth, ratio=0, use_fp16=False, graph=OPTIMIZED):
         """See :func:`octconv.symbol.resnetv2.get_before_pool`."""
         return get_before_pool(depth, ratio, use_fp16, graph=graph, **fixed)
 
-    def variant_linear(num_classes, depth, ratio=-1, dropout=0., use_fp16=False,
+    def variant_linear(num_classes, depth, ratio=0, dropout=0., use_fp16=False,
                        graph=OPTIMIZED):
         """Logits (N, num_classes); see :func:`octconv.symbol.resnetv2.get_linear`."""
         return get_linear(num_classes, depth, ratio, dropout, use_fp16, graph=graph, **fixed)
 
-    def variant_symbol(num_classes, depth, ratio=-1, dropout=0., use_fp16=False,
+    def variant_symbol(num_classes, depth, ratio=0, dropout=0., use_fp16=False,
                        graph=OPTIMIZED):
         """The training symbol with ``softmax`` output."""
         return get_symbol(num_classes, depth, ratio, dropout, use_fp16, graph=graph, **fixed)

@@ -10,11 +10,14 @@ from octconv.train import machine as machine_module
 from octconv.utils import flops
 from octconv.gluon import get_model
 
+GLUON = ['--api', 'gluon']      # octconv-bench defaults to the Symbol API, as every tool
+
 
 def test_bench_reports_each_model_against_the_best_vanilla(capsys):
-    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
-                       '2', '--train-batch', '2', '--input-size', '32', '--repeats', '2',
-                       '--warmup', '1']) == 0
+    assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.5',
+                               '--batch-sizes', '1', '2',
+                               '--train-batch', '2', '--input-size', '32', '--repeats', '2',
+                               '--warmup', '1']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert {r['ratio'] for r in rows} == {0.0, 0.5}
     vanilla = [r for r in rows if r['ratio'] == 0]
@@ -36,9 +39,10 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
 
 
 def test_every_figure_names_its_machine(capsys):
-    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
-                       '--train-batch', '0', '--input-size', '32', '--repeats', '1',
-                       '--warmup', '1', '--variants', 'as-built', '--threads', '1']) == 0
+    assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.5',
+                               '--batch-sizes', '1', '--train-batch', '0', '--input-size', '32',
+                               '--repeats', '1', '--warmup', '1', '--variants', 'as-built',
+                               '--threads', '1']) == 0
     out = capsys.readouterr().out.splitlines()
     rows = [json.loads(l) for l in out if l.startswith('{')]
     with open('/proc/cpuinfo') as handle:
@@ -70,25 +74,26 @@ def test_bench_runs_symbol_networks_in_both_graphs(capsys):
 
 def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, tmp_path,
                                                                       monkeypatch):
-    assert bench.main(['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
-                       '--train-batch', '2', '--input-size', '32', '--repeats', '1', '--warmup',
-                       '1', '--variants', 'for_inference']) == 0
+    assert bench.main(GLUON + ['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
+                               '--train-batch', '2', '--input-size', '32', '--repeats', '1',
+                               '--warmup', '1', '--variants', 'for_inference']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert [r['variant'] for r in rows] == ['ratio 0 for_inference', 'ratio 0.5 for_inference']
     assert rows[1]['inference_graph']['b1'] in ('unmerged', 'upsampling-first', 'merged')
     assert all('train_ms' not in r for r in rows)        # the training step goes with as-built
-    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
-                       '--input-size', '32', '--repeats', '1', '--warmup', '1',
-                       '--runtime', 'onnxruntime']) == 0
+    assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.5',
+                               '--batch-sizes', '1', '--input-size', '32', '--repeats', '1',
+                               '--warmup', '1', '--runtime', 'onnxruntime']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert {r['variant'] for r in rows} == {'ratio %s%s' % (ratio, suffix)
                                            for ratio in ('0', '0.5')
                                            for suffix in (' mxnet-export', ' export_onnx')}
     assert all(r['runtime'] == 'onnxruntime' and r['b1_ms'] > 0 for r in rows)
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))    # where the files go
-    assert bench.main(['--model', 'mobilenet_v1_075', '--ratios', '0.5', '--batch-sizes', '1',
-                       '2', '--input-size', '32', '--repeats', '1', '--warmup', '1',
-                       '--runtime', 'openvino']) == 0
+    assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.5',
+                               '--batch-sizes', '1', '2',
+                               '--input-size', '32', '--repeats', '1', '--warmup', '1',
+                               '--runtime', 'openvino']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert [r['variant'] for r in rows] == ['ratio 0 openvino', 'ratio 0.5 openvino']
     assert all(r['b1_ms'] > 0 and r['b2_ms'] > 0 for r in rows)

@@ -167,7 +167,7 @@ def test_pretrained_without_the_file_says_where_to_get_it(tmp_path):
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown model 'resnet51'; valid models: mobilenet"):
         get_model('resnet51')
-    with pytest.raises(ValueError, match='resnet50_v1b: ratio must be -1'):
+    with pytest.raises(ValueError, match=r'resnet50_v1b: ratio must be in \[0, 1\)'):
         get_model('resnet50_v1b', ratio=1.5)
     with pytest.raises(ValueError, match=r'resnet50_v2b has no zero-init last BatchNorm '
                                          r'variant \(last_gamma=True\)'):

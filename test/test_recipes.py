@@ -24,8 +24,8 @@ def _resolve(name, *argv):
 
 def _manifest(config):
     for _, manifest in manifests(config.api):
-        if config.api == 'symbol':
-            key = (manifest['builder'], manifest['depth'], manifest['ratio'])
+        if config.api == 'symbol':      # the manifests write the vanilla ratio as -1
+            key = (manifest['builder'], manifest['depth'], max(manifest['ratio'], 0))
             if key == (config.model, config.depth, config.ratio):
                 return manifest
         elif (manifest['model'], manifest['ratio'], manifest['use_se']) == (

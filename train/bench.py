@@ -36,7 +36,9 @@ import statistics
 import sys
 import time
 
+from .cli import add_model_args
 from .machine import describe_machine, machine_line
+from .models import default_model
 from ..utils.octave import GRAPHS
 from ..utils.onnx_export import export_onnx, onnx_weights_as_constants
 
@@ -293,10 +295,9 @@ def _openvino_opener(args):
 
 
 def _model(args, ratio, data_shape=None, graph='optimized'):
-    """The benchmarked model at ``ratio`` (0 is vanilla, -1 for a Symbol network)."""
+    """The benchmarked model at ``ratio`` (0 is vanilla)."""
     from .models import build_model
-    return build_model(args.api, args.model, args.depth,
-                       ratio if args.api == 'gluon' else ratio or -1, data_shape=data_shape,
+    return build_model(args.api, args.model, args.depth, ratio, data_shape=data_shape,
                        graph=graph)
 
 
@@ -333,14 +334,12 @@ def main(argv=None):
     """Time a model at several ratios against ratio 0; print a table and JSON lines."""
     parser = argparse.ArgumentParser(prog='octconv-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--api', choices=('gluon', 'symbol'), default='gluon')
-    parser.add_argument('--model', '--network', dest='model', default=None,
-                        help='Gluon model (resnet50_v1b) or Symbol network (resnetv2)')
-    parser.add_argument('--depth', type=int, default=50, help='Symbol network depth')
-    parser.add_argument('--ratios', type=float, nargs='+', default=[0.125, 0.25, 0.5, 0.75])
+    model = add_model_args(parser, depth=50, ratio=None, classes=1000, input_size=224,
+                           batch_size=None)
+    model.add_argument('--ratios', type=float, nargs='+', default=[0.125, 0.25, 0.5, 0.75],
+                       help='octave ratios, each timed against ratio 0 (vanilla)')
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
     parser.add_argument('--train-batch', type=int, default=16, help='0 = no training step')
-    parser.add_argument('--input-size', type=int, default=224)
     parser.add_argument('--threads', type=int, default=2, help='threads of the runtime')
     parser.add_argument('--repeats', type=int, default=15)
     parser.add_argument('--warmup', type=int, default=3)
@@ -357,9 +356,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.time_files:
         return _time_files(args.time_files)
-    args.model = args.model or ('resnet50_v1b' if args.api == 'gluon' else 'resnetv2')
+    args.model = args.model or default_model(args.api)
     if args.runtime != 'mxnet' and args.api != 'gluon':
-        parser.error('--runtime %s times Gluon models' % args.runtime)
+        parser.error('--runtime %s times Gluon models: add --api gluon' % args.runtime)
+    if len(set(args.input_size)) != 1:
+        parser.error('--input-size: octconv-bench times square inputs; give one size')
+    args.input_size = args.input_size[0]
     os.environ['OMP_NUM_THREADS'] = str(args.threads)
     # Once a second MXNet engine thread has run OpenMP work (a copy, an asnumpy), libgomp
     # sees more threads than cores and stops spinning between operators: every model in

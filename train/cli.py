@@ -11,10 +11,11 @@ __all__ = ['add_model_args', 'add_data_args', 'add_device_args', 'contexts', 'mo
 def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, batch_size=1):
     """Add the model flags to ``parser`` and return their argument group.
 
-    ``--api``, ``--network/--model``, ``--depth``, ``--ratio``, ``--use-se``,
-    ``--classes`` (or ``--num-classes``), ``--input-size`` and, unless ``batch_size``
-    is None, ``--batch-size``; the keyword arguments are their defaults
-    (``classes=None``: found by the caller, e.g. from the data)."""
+    ``--api``, ``--network/--model``, ``--depth``, ``--ratio`` (unless ``ratio`` is
+    None: the caller declares its own), ``--use-se``, ``--classes`` (or
+    ``--num-classes``), ``--input-size`` and, unless ``batch_size`` is None,
+    ``--batch-size``; the keyword arguments are their defaults (``classes=None``:
+    found by the caller, e.g. from the data)."""
     group = parser.add_argument_group('model')
     group.add_argument('--api', choices=('symbol', 'gluon'), default='symbol',
                        help='Symbol-API ablation networks or Gluon models (default symbol)')
@@ -23,9 +24,10 @@ def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, b
                             'default resnetv2) or Gluon model (default resnet50_v1b)')
     group.add_argument('--depth', type=int, default=depth,
                        help='Symbol network depth (default %d)' % depth)
-    group.add_argument('--ratio', type=float, default=ratio,
-                       help='fraction of low-frequency channels; -1 = vanilla (default %g)'
-                            % ratio)
+    if ratio is not None:
+        group.add_argument('--ratio', type=float, default=ratio,
+                           help='fraction of low-frequency channels; 0 = vanilla (default %g)'
+                                % ratio)
     group.add_argument('--use-se', action='store_true', help='Gluon: squeeze-excitation blocks')
     group.add_argument('--classes', '--num-classes', dest='classes', type=int, default=classes,
                        help='number of classes (default %s)'

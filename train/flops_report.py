@@ -51,7 +51,7 @@ def _print_paper(rows, out):
                  'diff'), file=out)
     for r in rows:
         pct = (lambda d: '' if d is None else '%+.2f%%' % (100 * d))
-        print(fmt % (r['table'], r['label'], 'base' if r['ratio'] < 0 else '%g' % r['ratio'],
+        print(fmt % (r['table'], r['label'], 'base' if r['ratio'] <= 0 else '%g' % r['ratio'],
                      _human(r['params']), _human(r['paper_params']) if r['paper_params'] else '',
                      pct(r['params_diff']), _human(r['flops']),
                      _human(r['paper_flops']) if r['paper_flops'] else '',

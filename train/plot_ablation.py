@@ -1,7 +1,7 @@
 """``octconv-plot-ablation``: top-1 accuracy against GFLOPs, one line per network.
 
 Reads a CSV with the columns ``model, ratio, top1, top5, gflops`` (one row per
-network and ratio, ratio -1 or 0 for the baseline) and draws each network as a
+network and ratio, ratio 0 (or -1) for the baseline) and draws each network as a
 line through its ratios, every point labelled with its ratio, as the paper's
 ablation figure. Without ``--csv`` it plots the paper's table A with GFLOPs
 from the counter.
@@ -41,7 +41,7 @@ def read_results(path):
 
 
 def table_a_results():
-    """The paper's table A with GFLOPs counted on 1x3x224x224 (ratio -1 = baseline)."""
+    """The paper's table A with GFLOPs counted on 1x3x224x224 (ratio 0 = baseline)."""
     from ..utils.flops import count_block
     from ..utils.paper import TABLE_A
     from .models import build_model

@@ -113,20 +113,20 @@ def _model(api, model, depth, ratio, use_se, table):
     return {'api': Setting(api, PAPER, 'Symbol API for the ablation, Gluon for the others'),
             'model': Setting(model, PAPER, where),
             'depth': Setting(depth, PAPER, where),
-            'ratio': Setting(ratio, PAPER, where + ('; -1 is the vanilla baseline'
-                                                    if ratio == -1 else '')),
+            'ratio': Setting(ratio, PAPER, where + ('; 0 is the vanilla baseline'
+                                                    if ratio == 0 else '')),
             'use_se': Setting(use_se, PAPER, where)}
 
 
 def _ablation_recipes():
     recipes = []
     for row in TABLE_A:
-        name = '%s_alpha-%.3f' % (_ABLATION_NAMES[row.network, row.depth], max(row.ratio, 0))
+        name = '%s_alpha-%.3f' % (_ABLATION_NAMES[row.network, row.depth], row.ratio)
         settings = dict(_model('symbol', row.network, row.depth, row.ratio, False, 'table A'),
                         **paper_training('symbol', row.network))
         gflops = RESNET50_GFLOPS.get(row.ratio) if (row.network, row.depth) == (
             'resnetv2', 50) else None
-        title = '%s, %s (table A)' % (row.label, 'baseline' if row.ratio == -1
+        title = '%s, %s (table A)' % (row.label, 'baseline' if row.ratio == 0
                                       else 'alpha %g' % row.ratio)
         recipes.append(Recipe(name, title, settings, row.top1, row.top5, None, gflops))
     return recipes

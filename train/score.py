@@ -45,7 +45,7 @@ __all__ = ['load_module_checkpoint', 'load_gluon_model', 'released_file_recipe',
            'output_classes', 'main']
 
 
-def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=-1,
+def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=0,
                            input_size=224):
     """A SymbolBlock of the logits of a Module checkpoint, its parameters loaded and checked."""
     params = '%s-%04d.params' % (prefix, epoch)

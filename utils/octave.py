@@ -184,18 +184,20 @@ class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'k
 
 
 def check_ratio(ratio, where='ratio'):
-    """Raise ``ValueError`` unless ``ratio`` is -1 (vanilla) or in [0, 1)."""
+    """Raise ``ValueError`` unless ``ratio`` is in [0, 1) (0: the vanilla network; -1, the
+    reference's name for it, is accepted too)."""
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
-        raise ValueError('%s must be a number, -1 or in [0, 1), got %r' % (where, ratio))
+        raise ValueError('%s must be a number in [0, 1), got %r' % (where, ratio))
     if ratio != -1 and not 0 <= ratio < 1:
-        raise ValueError('%s must be -1 (vanilla network) or in [0, 1), got %r' % (where, ratio))
+        raise ValueError('%s must be in [0, 1) (0 is the vanilla network), got %r'
+                         % (where, ratio))
     return ratio
 
 
 def split_channels(channels, ratio):
     """Split ``channels`` into ``(high, low)`` with ``low = int(ratio * channels)``.
 
-    ``ratio=-1`` (the vanilla network) gives ``(channels, 0)``.
+    ``ratio=0`` (the vanilla network; or -1) gives ``(channels, 0)``.
     """
     check_ratio(ratio)
     low = int(ratio * channels) if ratio >= 0 else 0
