@@ -11,6 +11,7 @@ import os
 import mxnet as mx
 
 from . import densenet, mobilenet, resnet
+from .released import MODELS
 
 __all__ = ['get_model', 'get_model_list', 'released_file', 'released_models', 'paper_ratio',
            'register_gluoncv', 'DEFAULT_ROOT', 'GLUONCV_PREFIX', 'DEFAULT_OCTAVE_RATIO']
@@ -36,23 +37,18 @@ _register(mobilenet.mobilenet_v1_075, mobilenet.mobilenet_v1_100, mobilenet.mobi
           resnet.resnext50_32x4d_v2b, densenet.densenet121, densenet.densenet161,
           densenet.densenet169, densenet.densenet201)
 
-# (model, ratio, use_se) -> the released Gluon parameter file (paper table B)
-RELEASED = {('mobilenet_v1_075', 0.375, False): 'mobilenet_v1_075_alpha-0.375.params',
-            ('mobilenet_v1_100', 0.5, False): 'mobilenet_v1_100_alpha-0.5.params',
-            ('mobilenet_v2_100', 0.375, False): 'mobilenet_v2_100_alpha-0.375.params',
-            ('mobilenet_v2_1125', 0.5, False): 'mobilenet_v2_1125_alpha-0.5.params',
-            ('resnet152_v1f', 0.125, False): 'resnet152_v1f_alpha-0.125.params',
-            ('resnet152_v1e', 0.125, True): 'se-resnet152_v1e_alpha-0.125.params'}
+# (model, ratio, use_se) -> the released Gluon parameter file, from the records
+RELEASED = {(r.network, r.ratio, r.use_se): r.file for r in MODELS}
 
 
-# The ratio each model was published at (paper table B); every other model gets
+# The ratio each model was published at (its record); every other model gets
 # DEFAULT_OCTAVE_RATIO, the paper's recommended trade-off for ResNets.
 DEFAULT_OCTAVE_RATIO = 0.25
 _PAPER_RATIOS = {model: ratio for model, ratio, _ in RELEASED}
 
 
 def paper_ratio(name):
-    """The ratio the paper published ``name`` at (table B), else ``DEFAULT_OCTAVE_RATIO``."""
+    """The ratio ``name`` was released at (its record), else ``DEFAULT_OCTAVE_RATIO``."""
     return _PAPER_RATIOS.get(name, DEFAULT_OCTAVE_RATIO)
 
 

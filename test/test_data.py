@@ -163,7 +163,7 @@ def test_released_file_names_resolve_to_their_recipes():
     assert model('a03_resnet-50_alpha-0.250.tar') == ('symbol', 'resnetv2', 50, 0.25, False)
     assert model('a04_resnext-50_32x4d_alpha-0.500.tar') == (
         'symbol', 'resnextv2_32x4d', 50, 0.5, False)
-    assert model('a05_se-resnet-50_alpha-0.000.tar') == ('symbol', 'seresnetv2', 50, -1, False)
+    assert model('a05_se-resnet-50_alpha-0.000.tar') == ('symbol', 'seresnetv2', 50, 0, False)
     assert model('se-resnet152_v1e_alpha-0.125.params') == (
         'gluon', 'resnet152_v1e', None, 0.125, True)
     for other in ('notes.txt', 'a03_resnet-50_alpha-0.250.params', 'a03_resnet-50_alpha-0.3.tar'):
@@ -275,7 +275,7 @@ def test_score_table_finds_released_files_by_name(packed, tmp_path, capsys):
     assert score.main(['--table', str(folder), '--rec-val', packed + '_val.rec',
                        '--input-size', '32', '--batch-size', '4', '--quiet']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
-    assert [(r['file'], r['paper_top1'], r['images'], r['convention']) for r in rows] == [
+    assert [(r['file'], r['published_top1'], r['images'], r['convention']) for r in rows] == [
         ('a02_resnet-26_alpha-0.250.tar', 76.1, 6, 'symbol'),
         ('mobilenet_v1_075_alpha-0.375.params', 70.5, 6, 'gluon')]
 

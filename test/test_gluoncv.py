@@ -10,7 +10,7 @@ from gluoncv.nn.feature import FeatureExpander, FeatureExtractor
 from gluoncv.utils import export_block
 
 from octconv.gluon import Backbone, get_model_list, register_gluoncv, released_models
-from octconv.utils import paper
+from octconv.gluon.released import MODELS
 
 
 def test_registration_is_explicit_and_complete():
@@ -33,7 +33,7 @@ def test_every_registered_name_builds_the_octave_network_it_names(name):
         model, ratio, use_se = released_models()[name]
     else:
         model, use_se = name[len('oct_'):], False
-        ratio = {row.model: row.ratio for row in paper.TABLE_B}.get(model, 0.25)
+        ratio = {row.model: row.ratio for row in MODELS}.get(model, 0.25)
     assert (net.model_name, net.ratio) == (model, ratio)
     assert any('_se-' in p for p in params) == use_se
     assert any(p.endswith(('-h2l_weight', '-l2l_weight')) for p in params)   # octave paths

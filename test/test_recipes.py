@@ -10,10 +10,12 @@ from conftest import manifests, pack_demo_digits
 from octconv.gluon import get_model
 from octconv.train import config as run_config
 from octconv.train import fit, recipes, score, train_imagenet
+from octconv.symbol.released import ABLATION
 from octconv.utils import data, flops, paper
 
 RECIPES = recipes.list_recipes()
-SOURCES = {'paper', 'reference code', 'assumption', 'user', 'default', 'demo data'}
+SOURCES = {'paper', 'reference README', 'reference code', 'assumption', 'user', 'default',
+           'demo data'}
 
 
 def _resolve(name, *argv):
@@ -36,7 +38,7 @@ def _manifest(config):
 
 def test_recipes_are_the_33_ablation_cells_and_the_6_rows_of_table_b():
     ablation = [n for n in RECIPES if n.startswith('a0')]
-    assert len(ablation) == len(paper.TABLE_A) == 33 and len(RECIPES) == 39
+    assert len(ablation) == len(ABLATION) == 33 and len(RECIPES) == 39
     assert 'a03_resnet-50_alpha-0.250' in RECIPES and 'a03_resnet-50_alpha-0.000' in RECIPES
     assert RECIPES[-6:] == ['mobilenet_v1_075_alpha-0.375', 'mobilenet_v1_100_alpha-0.5',
                             'mobilenet_v2_100_alpha-0.375', 'mobilenet_v2_1125_alpha-0.5',
@@ -68,9 +70,9 @@ def test_every_recipe_resolves_to_the_network_of_its_manifest(name):
             manifest['prefixed']
 
 
-@pytest.mark.parametrize('name', [n for n in RECIPES if recipes.get_recipe(n).gflops])
+@pytest.mark.parametrize('name', [n for n in RECIPES if recipes.get_recipe(n).record.gflops])
 def test_recipe_flops_and_params_match_the_paper(name):
-    recipe, config = recipes.get_recipe(name), _resolve(name)
+    recipe, config = recipes.get_recipe(name).record, _resolve(name)
     net = fit.build_network(config, 1000)
     if config.api == 'symbol':
         net.infer_shape(mx.nd.zeros((1, 3, 224, 224)))
@@ -166,8 +168,25 @@ def test_dry_run_prints_every_value_with_its_source_and_one_json_line(capsys):
                 'mixup', 'ratio', 'depth', 'use_se', 'initializer', 'sources'):
         assert key in resolved
     assert resolved['lr'] == pytest.approx(0.4 * 256 / 1024)       # 128 x 2 GPUs
-    assert (resolved['sources']['lr'], resolved['sources']['num_epochs']) == ('paper', 'user')
+    assert (resolved['sources']['lr'], resolved['sources']['num_epochs']) == (
+        'reference README', 'user')
     assert set(resolved['sources'].values()) <= SOURCES
+
+
+def test_each_recipe_value_names_the_source_that_states_it():
+    sources = {key: (s.source, s.note) for key, s in
+               recipes.get_recipe('resnet152_v1f_alpha-0.125').settings.items()}
+    assert sources['input_size'][0] == sources['crop_ratio'][0] == 'reference code'
+    assert sources['label_smoothing'][0] == 'reference code'      # used: table B; 0.1: script
+    assert sources['mixup'][0] == sources['lr_mode'][0] == 'paper'
+    assert sources['warmup_epochs'][0] == sources['lr'][0] == 'reference README'
+    for key in ('no_wd', 'last_gamma', 'dtype'):       # the reference script's defaults
+        assert sources[key][0] == 'assumption'
+        assert '--no-wd and --last-gamma for ResNet-152' in sources[key][1], key
+    mobilenet = recipes.get_recipe('mobilenet_v2_100_alpha-0.375').settings
+    assert 'float16 for MobileNet' in mobilenet['dtype'].note
+    assert '110 epochs' in recipes.get_recipe('a03_resnet-50_alpha-0.250').settings[
+        'num_epochs'].note
 
 
 def test_list_recipes_gives_the_paper_accuracies_and_the_headline(capsys):
@@ -234,8 +253,9 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
                                 '--warmup-epochs', '0', '--lr', '0.05', '--min-random-area',
                                 '0.5', '-j', '1', '--quiet', '--save-dir', str(save)]) == 0
     final = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (final['recipe'], final['paper_top1'], final['paper_top5']) == (
+    assert (final['recipe'], final['published_top1'], final['published_top5']) == (
         'a02_resnet-26_alpha-0.250', 76.1, 92.6)
+    assert final['published_source'] == 'reference README (table of released checkpoints)'
     recorded = json.loads((save / 'run.json').read_text())
     assert recorded['recipe'] == 'a02_resnet-26_alpha-0.250'
     assert (recorded['sources']['input_size'], recorded['sources']['warmup_epochs']) == (

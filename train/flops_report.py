@@ -3,8 +3,9 @@ tables beside the published figures; the counting is :mod:`octconv.utils.flops`.
 import json
 import sys
 
+from ..gluon.released import MODELS
+from ..symbol.released import ABLATION
 from ..utils.flops import count_block, count_symbol
-from ..utils.paper import RESNET50_GFLOPS, TABLE_A, TABLE_B
 from .cli import describe, input_shape, model_symbol, parser_with_model_args
 from .models import build_model
 
@@ -25,16 +26,15 @@ def paper_rows(data_shape=(1, 3, 224, 224)):
     ``paper_params`` / ``paper_flops`` with ``params_diff`` / ``flops_diff``
     (relative) where the paper published a figure.
     """
-    for row in TABLE_A:
+    for row in ABLATION:
         counted = count_block(build_model('symbol', row.network, row.depth, row.ratio),
                               data_shape)
-        paper_gflops = RESNET50_GFLOPS.get(row.ratio) if row.label == 'ResNet-50' else None
         yield _paper_row('A', row.label, row.ratio, counted, None,
-                         None if paper_gflops is None else paper_gflops * 1e9)
-    for row in TABLE_B:
-        net = build_model('gluon', row.model, ratio=row.ratio, use_se=row.use_se)
+                         None if row.gflops is None else row.gflops * 1e9)
+    for row in MODELS:
+        net = build_model('gluon', row.network, ratio=row.ratio, use_se=row.use_se)
         yield _paper_row('B', row.label, row.ratio, count_block(net, data_shape),
-                         row.params_m * 1e6, row.flops)
+                         row.params_m * 1e6, row.gflops * 1e9)
 
 
 def _paper_row(table, label, ratio, counted, paper_params, paper_flops):

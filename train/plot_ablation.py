@@ -43,12 +43,12 @@ def read_results(path):
 def table_a_results():
     """The paper's table A with GFLOPs counted on 1x3x224x224 (ratio 0 = baseline)."""
     from ..utils.flops import count_block
-    from ..utils.paper import TABLE_A
+    from ..symbol.released import ABLATION
     from .models import build_model
     return [{'model': row.label, 'ratio': row.ratio, 'top1': row.top1, 'top5': row.top5,
              'gflops': count_block(build_model('symbol', row.network, row.depth, row.ratio),
                                    (1, 3, 224, 224)).flops / 1e9}
-            for row in TABLE_A]
+            for row in ABLATION]
 
 
 def plot(rows, path, title='ImageNet top-1 against FLOPs'):

@@ -91,32 +91,33 @@ def load_gluon_model(name, ratio, params, ctx, use_se=False):
 def released_file_recipe(filename):
     """The recipe of a released checkpoint file (``a03_resnet-50_alpha-0.250.tar``,
     ``resnet152_v1f_alpha-0.125.params``), or None for any other file name."""
-    stem, extension = os.path.splitext(os.path.basename(filename))
-    recipe = RECIPES.get(stem)
-    if recipe is None or extension != ('.tar' if recipe.settings['api'].value == 'symbol'
-                                       else '.params'):
-        return None
-    return recipe
+    name = os.path.basename(filename)
+    recipe = RECIPES.get(os.path.splitext(name)[0])
+    return recipe if recipe is not None and recipe.record.file == name else None
 
 
-def _score_table(directory, args, ctx):
-    """Score every released checkpoint in ``directory``; rows with the paper's figures."""
+def _score_table(directory, args, typed, ctx):
+    """Score every released checkpoint in ``directory``, each with the preprocessing of its
+    record unless typed; rows with the published figures."""
     rows = []
     for path in sorted(glob.glob(os.path.join(directory, '*'))):
         recipe = released_file_recipe(path)
         if recipe is None:
             continue
-        model = {key: setting.value for key, setting in recipe.settings.items()}
-        if model['api'] == 'gluon':
-            net = load_gluon_model(model['model'], model['ratio'], path, ctx, model['use_se'])
+        record = recipe.record
+        if record.api == 'gluon':
+            net = load_gluon_model(record.network, record.ratio, path, ctx, record.use_se)
         else:
-            net = _load_ablation_tar(path, ctx, model['model'], model['depth'], model['ratio'])
-        convention = args.convention or model['convention']
-        source = _validation_source(argparse.Namespace(**dict(vars(args), convention=convention)),
-                                    output_classes(net, args.input_size, ctx[0], args.dtype))
+            net = _load_ablation_tar(path, ctx, record.network, record.depth, record.ratio)
+        chosen = {key: typed.get(key, getattr(record, key))
+                  for key in ('convention', 'input_size', 'crop_ratio')}
+        scoring = argparse.Namespace(**dict(vars(args), **chosen))
+        source = _validation_source(scoring, output_classes(net, scoring.input_size, ctx[0],
+                                                            args.dtype))
         result = score(net, source, ctx, args.dtype, progress=not args.quiet)
-        result.update(file=os.path.basename(path), recipe=recipe.name, convention=convention,
-                      paper_top1=recipe.top1, paper_top5=recipe.top5)
+        result.update(file=os.path.basename(path), recipe=recipe.name, **chosen)
+        result.update(published_top1=record.top1, published_top5=record.top5,
+                      published_source=record.accuracy_source)
         rows.append(result)
     if not rows:
         raise DataError('%s: no released checkpoint found (expected the released file names, '
@@ -245,7 +246,7 @@ def main(argv=None):
         ctx = contexts(args)
         if args.table:
             _preprocessing(args, typed, None, None)
-            rows = _score_table(args.table, args, ctx)
+            rows = _score_table(args.table, args, typed, ctx)
         else:
             if not args.model:
                 raise ValueError('give --model (and --epoch or --params) or --table DIR')
@@ -290,8 +291,8 @@ def main(argv=None):
         print('%s%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
               % (row.get('file', row.get('model')), _identity_text(row), row['top1'],
                  row['top5'], row['images'],
-                 row['images_per_s'], '' if row.get('paper_top1') is None else
-                 ' (paper %.1f / %.1f)' % (row['paper_top1'], row['paper_top5'])))
+                 row['images_per_s'], '' if row.get('published_top1') is None else
+                 ' (published %.1f / %.1f)' % (row['published_top1'], row['published_top5'])))
     print('\n'.join(lines))
     if args.json_out:           # appended, through a new file renamed over the old one
         earlier = open(args.json_out).read() if os.path.isfile(args.json_out) else ''

@@ -31,10 +31,12 @@ from ..utils.demo_data import demo_records
 from ..utils.im2rec import list_image_folder
 from ..utils.params import CheckpointMismatch
 from ..utils.recordio_check import write_without
+from ..utils.released import REFERENCE_README
 from . import checkpoint
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from .config import USER, Origin, RunConfig, resolve, resumed, typed_flags
-from .fit import INITIALIZERS, TrainingData, TrainingDiverged, accuracy_text, epoch_seed, fit
+from .fit import (INITIALIZERS, TrainingData, TrainingDiverged, accuracy_text, epoch_seed,
+                  fit)
 from .recipes import HEADLINE, RECIPES, get_recipe
 from .stopping import StopSignals, never
 
@@ -134,17 +136,19 @@ def dry_run_report(config):
              + row[3] for row in rows]
     if config.recipe:
         recipe = get_recipe(config.recipe)
-        lines.insert(0, 'recipe %s: %s; paper top-1 / top-5 %.1f / %.1f'
-                     % (recipe.name, recipe.title, recipe.top1, recipe.top5))
+        lines.insert(0, 'recipe %s: %s; published top-1 / top-5 %.1f / %.1f (%s)'
+                     % (recipe.name, recipe.title, recipe.record.top1, recipe.record.top5,
+                        recipe.record.accuracy_source))
     return '\n'.join(line.rstrip() for line in lines) + '\n' + json.dumps(config.describe())
 
 
 def recipe_listing():
-    """Every recipe, one line each, with the paper's top-1 / top-5, and the headline."""
-    lines = ['%-34s %-46s %5s / %4s' % ('recipe', 'cell', 'top-1', 'top-5')]
+    """Every recipe, one line each, with its published top-1 / top-5, and the headline."""
+    lines = ['%-34s %-46s %5s / %4s  (published: %s)' % ('recipe', 'cell', 'top-1', 'top-5',
+                                                        REFERENCE_README)]
     for recipe in RECIPES.values():
-        lines.append('%-34s %-46s %5.1f / %4.1f' % (recipe.name, recipe.title, recipe.top1,
-                                                   recipe.top5))
+        lines.append('%-34s %-46s %5.1f / %4.1f' % (recipe.name, recipe.title,
+                                                   recipe.record.top1, recipe.record.top5))
     lines.append("headline: %s tested at %d px: %.1f%% top-1 at %.1f GFLOPs (octconv-score "
                  "--input-size %d)" % (HEADLINE['recipe'], HEADLINE['input_size'],
                                        HEADLINE['top1'], HEADLINE['gflops'],
@@ -383,12 +387,14 @@ def _train(config, ctx, kvstore, rank, workers, stop_after, stops):
     return net, history, rank
 
 
-def _paper_figures(config):
-    """``{'paper_top1', 'paper_top5'}`` of the config's recipe (empty without one)."""
+def _published_figures(config):
+    """``{'recipe', 'published_top1', 'published_top5', 'published_source'}`` of the config's
+    recipe (empty without one)."""
     if not config.recipe:
         return {}
-    recipe = get_recipe(config.recipe)
-    return {'recipe': recipe.name, 'paper_top1': recipe.top1, 'paper_top5': recipe.top5}
+    record = get_recipe(config.recipe).record
+    return {'recipe': record.name, 'published_top1': record.top1,
+            'published_top5': record.top5, 'published_source': record.accuracy_source}
 
 
 def main(argv=None):
@@ -432,11 +438,11 @@ def main(argv=None):
         return 128 + signum
     if history and rank == 0:
         plot_curves(history, os.path.join(config.save_dir, 'curves.png'))
-        final = dict(history[-1], **_paper_figures(config))
-        if 'paper_top1' in final:
-            log.info('[done] %s: top-1 %s top-5 %s (paper %.1f / %.1f)', final['recipe'],
+        final = dict(history[-1], **_published_figures(config))
+        if 'published_top1' in final:
+            log.info('[done] %s: top-1 %s top-5 %s (published %.1f / %.1f)', final['recipe'],
                      accuracy_text(final.get('top1')), accuracy_text(final.get('top5')),
-                     final['paper_top1'], final['paper_top5'])
+                     final['published_top1'], final['published_top5'])
         print(json.dumps(final))
     return 0
 
