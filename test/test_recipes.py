@@ -11,7 +11,7 @@ from octconv.gluon import get_model
 from octconv.train import config as run_config
 from octconv.train import fit, recipes, score, train_imagenet
 from octconv.symbol.released import ABLATION
-from octconv.utils import data, flops, paper
+from octconv.utils import data, flops
 
 RECIPES = recipes.list_recipes()
 SOURCES = {'paper', 'reference README', 'reference code', 'assumption', 'user', 'default',

@@ -16,7 +16,7 @@ one: 224 px, crop ratio 0.875, and the convention of the checkpoint's API.
 Data: ``--rec-val`` (.rec with its .idx), ``--data-dir`` (an image folder), or
 by default the embedded demo digits. Every image is counted exactly once
 (padding of the last batch is dropped). ``--table DIR`` scores every released
-checkpoint found in DIR beside the paper's table. The result is printed and
+checkpoint found in DIR beside its published figures. The result is printed and
 also written as one JSON line.
 """
 import argparse
@@ -152,7 +152,8 @@ def build_parser():
                              'the vanilla network; -1 is accepted for it too)')
     parser.add_argument('--use-se', action='store_true', help='Gluon: SE blocks')
     parser.add_argument('--table', metavar='DIR',
-                        help='score every released checkpoint in DIR beside the paper')
+                        help='score every released checkpoint in DIR beside its published '
+                             'figures')
     parser.add_argument('--batch-size', type=int, default=50)
     parser.add_argument('--input-size', type=int, nargs='+', default=[224],
                         help='center crop H [W] (square; default: as trained, else 224)')
@@ -199,7 +200,7 @@ def _check_flags(args):
 def _preprocessing(args, typed, record_prefix, convention):
     """Set ``args.convention``, ``args.input_size`` (one side) and ``args.crop_ratio``: typed,
     else from the record beside ``record_prefix`` (if any), else the defaults; print a note
-    for each typed value that contradicts the record."""
+    for each typed value that contradicts the record. Returns the record (or None)."""
     if args.data_shape:
         typed['input_size'] = [int(v) for v in args.data_shape.split(',')[1:]]
     if 'input_size' in typed:
@@ -218,6 +219,7 @@ def _preprocessing(args, typed, record_prefix, convention):
                                                          values['input_size'],
                                                          values['crop_ratio'])
     _check_flags(args)
+    return record
 
 
 def _identity_text(row):
@@ -229,12 +231,11 @@ def _identity_text(row):
     return ' (%s%s)' % (name, '' if row.get('ratio') is None else ', ratio %g' % row['ratio'])
 
 
-def _what_was_scored(record_prefix, given):
-    """``{api, network, depth, ratio, use_se}`` of the scored parameters: from the record
+def _what_was_scored(record, given):
+    """``{api, network, depth, ratio, use_se}`` of the scored parameters: from the ``record``
     octconv-train wrote beside them when there is one, else ``given`` (what the flags said,
     None where they said nothing)."""
-    record = preprocessing.read(record_prefix) or {}
-    return dict(record.get('model') or given)
+    return dict((record or {}).get('model') or given)
 
 
 def main(argv=None):
@@ -252,14 +253,13 @@ def main(argv=None):
                 raise ValueError('give --model (and --epoch or --params) or --table DIR')
             ratio = 0 if args.ratio is None else args.ratio
             if args.params:
-                record_prefix = preprocessing.prefix_of_params(args.params)
-                _preprocessing(args, typed, record_prefix, 'gluon')
+                record = _preprocessing(args, typed, preprocessing.prefix_of_params(args.params),
+                                        'gluon')
                 net = load_gluon_model(args.model, ratio, args.params, ctx, args.use_se)
                 scored = {'api': 'gluon', 'network': args.model, 'depth': None,
                           'ratio': ratio, 'use_se': args.use_se}
             elif args.epoch is not None:
-                record_prefix = args.model
-                _preprocessing(args, typed, record_prefix, 'symbol')
+                record = _preprocessing(args, typed, args.model, 'symbol')
                 net = load_module_checkpoint(args.model, args.epoch, ctx, args.network,
                                              args.depth, ratio, args.input_size)
                 scored = {'api': 'symbol', 'network': args.network, 'depth': args.depth,
@@ -273,7 +273,7 @@ def main(argv=None):
             classes = output_classes(net, args.input_size, ctx[0], args.dtype)
             result = score(net, _validation_source(args, classes), ctx, args.dtype,
                            progress=not args.quiet)
-            result.update(model=args.model, **_what_was_scored(record_prefix, scored))
+            result.update(model=args.model, **_what_was_scored(record, scored))
             result.update(convention=args.convention, input_size=args.input_size,
                           crop_ratio=args.crop_ratio)
             rows = [result]

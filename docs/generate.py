@@ -1,0 +1,170 @@
+"""Regenerate the marked sections of README.md and docs/*.md.
+
+A section runs from ``<!-- generated: NAME -->`` to ``<!-- end generated -->``. The
+speed tables come from the kept bench runs (``results/*.jsonl``: the JSON lines of one
+``octconv-bench`` run each, every line with its ``machine`` record), the model tables
+from the released-model records and the FLOP counter, so no figure is typed by hand.
+
+    python docs/generate.py           # rewrite the sections
+    python docs/generate.py --check   # exit 1 naming each section that is out of date
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECTION = re.compile(r'(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)', re.S)
+# The variant each runtime deploys: what the summary reports.
+DEPLOYED = {'mxnet': 'for_inference', 'onnxruntime': 'export_onnx', 'openvino': 'openvino'}
+
+
+def load_runs(folder=os.path.join(ROOT, 'results')):
+    """``[(file name, [row])]`` of every kept run, oldest file name first."""
+    runs = []
+    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
+        with open(path) as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        if rows:
+            runs.append((os.path.basename(path), rows))
+    return runs
+
+
+def _cpu(machine):
+    return '%s (family %s model %s)' % (machine.get('model_name'), machine.get('family'),
+                                        machine.get('model'))
+
+
+def _batches(row):
+    return sorted(int(key[1:-len('_time_ratio')]) for key in row
+                  if re.fullmatch(r'b\d+_time_ratio', key))
+
+
+def speed_summary(runs):
+    """One row per CPU, runtime and batch: the deployed variant's time against vanilla."""
+    ratios = sorted({row['ratio'] for _, rows in runs for row in rows if row['ratio']})
+    lines = ['| CPU | runtime | batch | %s | run |' % ' | '.join('ratio %g' % r for r in ratios),
+             '|---|---|---|%s---|' % ('---|' * len(ratios))]
+    for name, rows in runs:
+        deployed = [row for row in rows if row['variant'].endswith(DEPLOYED[row['runtime']])]
+        for batch in _batches(rows[0]):
+            cells = {row['ratio']: '%.2f' % row['b%d_time_ratio' % batch] for row in deployed}
+            lines.append('| %s | %s | %d | %s | `%s` |' % (
+                _cpu(rows[0]['machine']), rows[0]['runtime'], batch,
+                ' | '.join(cells.get(r, '') for r in ratios), name))
+    return '\n'.join(lines)
+
+
+def speed_results(runs):
+    """Every kept run: its machine line, then each variant's figures."""
+    from octconv.train.machine import machine_line
+    parts = []
+    for name, rows in runs:
+        batches = _batches(rows[0])
+        trained = any('train_time_ratio' in row for row in rows)
+        head = ['variant', 'FLOPs'] + ['batch %d' % b for b in batches] + (
+            ['training step'] if trained else [])
+        lines = ['### %s, %s (`results/%s`)' % (_cpu(rows[0]['machine']), rows[0]['runtime'],
+                                                 name), '',
+                 'Machine: %s. Model: %s `%s`.' % (machine_line(rows[0]['machine']),
+                                                   rows[0]['api'], rows[0]['model']), '',
+                 '| %s |' % ' | '.join(head), '|%s' % ('---|' * len(head))]
+        for row in rows:
+            cells = [row['variant'], '%.3f' % row['flop_ratio']]
+            cells += ['%.3f (%.1f ms)' % (row['b%d_time_ratio' % b], row['b%d_ms' % b])
+                      for b in batches]
+            if trained:
+                cells.append('%.3f' % row['train_time_ratio'] if 'train_time_ratio' in row
+                             else '')
+            lines.append('| %s |' % ' | '.join(cells))
+        chosen = ['%s: %s' % (row['variant'], ', '.join('%s %s' % item for item in
+                                                        sorted(row['inference_graph'].items())))
+                  for row in rows if row.get('inference_graph')]
+        if chosen:
+            lines += ['', 'Graphs `for_inference` chose: %s.' % '; '.join(chosen)]
+        parts.append('\n'.join(lines))
+    return '\n\n'.join(parts)
+
+
+def released_models():
+    """The released-model records as a table."""
+    from octconv.gluon.released import MODELS
+    from octconv.symbol.released import ABLATION
+    lines = ['| released file | network | ratio | published params | GFLOPs | top-1 / top-5 |',
+             '|---|---|---|---|---|---|']
+    for r in ABLATION + MODELS:
+        network = '%s-%d' % (r.network, r.depth) if r.depth else r.network
+        lines.append('| `%s` | %s%s | %g | %s | %s | %.1f / %.1f%s |' % (
+            r.file, network, ' + SE' if r.use_se else '', r.ratio,
+            '%.1fM' % r.params_m if r.params_m else '', '%g' % r.gflops if r.gflops else '',
+            r.top1, r.top5, ' (earlier: %.1f)' % r.earlier_top1 if r.earlier_top1 else ''))
+    source = {r.accuracy_source for r in ABLATION + MODELS}
+    return '\n'.join(lines) + '\n\nAccuracies: %s.' % ', '.join(sorted(source))
+
+
+def flops_released():
+    """The counted parameters and FLOPs of every released model with a published figure."""
+    from octconv.train.flops_report import paper_rows
+    lines = ['| table | model | ratio | params | published | FLOPs | published | FLOPs diff |',
+             '|---|---|---|---|---|---|---|---|']
+    for row in paper_rows():
+        if row['paper_flops'] is None:
+            continue
+        lines.append('| %s | %s | %g | %.2fM | %s | %.2fG | %.2fG | %+.2f%% |' % (
+            row['table'], row['label'], row['ratio'], row['params'] / 1e6,
+            '%.1fM' % (row['paper_params'] / 1e6) if row['paper_params'] else '',
+            row['flops'] / 1e9, row['paper_flops'] / 1e9, 100 * row['flops_diff']))
+    return '\n'.join(lines)
+
+
+def sections():
+    """``{section name: its text}`` as generated now."""
+    runs = load_runs()
+    return {'speed-summary': speed_summary(runs), 'speed-results': speed_results(runs),
+            'released-models': released_models(), 'flops-released': flops_released()}
+
+
+def documents():
+    return [os.path.join(ROOT, 'README.md')] + sorted(glob.glob(os.path.join(ROOT, 'docs',
+                                                                             '*.md')))
+
+
+def update(check=False):
+    """Rewrite (or with ``check`` compare) every marked section; returns the
+    ``(file, section)`` pairs that were out of date."""
+    generated, stale = sections(), []
+    for path in documents():
+        with open(path) as handle:
+            text = handle.read()
+
+        def fill(match):
+            if match.group(2) not in generated:
+                raise KeyError('%s: no generator for section %r' % (path, match.group(2)))
+            body = generated[match.group(2)] + '\n'
+            if match.group(3) != body:
+                stale.append((os.path.relpath(path, ROOT), match.group(2)))
+            return match.group(1) + body + match.group(4)
+        new = SECTION.sub(fill, text)
+        if new != text and not check:
+            with open(path + '.tmp', 'w') as handle:
+                handle.write(new)
+            os.replace(path + '.tmp', path)
+    return stale
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--check', action='store_true')
+    args = parser.parse_args(argv)
+    stale = update(check=args.check)
+    for path, name in stale:
+        print('%s: section %s %s' % (path, name, 'is out of date' if args.check
+                                     else 'regenerated'))
+    return 1 if args.check and stale else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

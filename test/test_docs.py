@@ -1,0 +1,43 @@
+"""The README and docs/ run as written: every python block of README.md, and each block of
+docs/*.md marked ``<!-- run -->``, runs in a fresh interpreter; the generated sections are
+up to date with the kept runs and the records; no work history in user docs."""
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCS = [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md'))
+BLOCK = re.compile(r'(<!-- run -->\n)?```python\n(.*?)```', re.S)
+
+
+def _blocks():
+    found = []
+    for path in DOCS:
+        for number, match in enumerate(BLOCK.finditer(path.read_text())):
+            if path.name == 'README.md' or match.group(1):
+                found.append(pytest.param(match.group(2), id='%s-%d' % (path.name, number)))
+    return found
+
+
+@pytest.mark.parametrize('code', _blocks())
+def test_the_example_runs_as_written(code, tmp_path):
+    done = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_generated_sections_are_up_to_date():
+    done = subprocess.run([sys.executable, str(ROOT / 'docs' / 'generate.py'), '--check'],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+
+def test_user_docs_hold_no_work_history_and_the_readme_stays_short():
+    for path in DOCS:
+        text = path.read_text()
+        assert not re.search(r'\bissue \d+|\bcommit\b|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)'
+                             r'[0-9a-f]{7,40}\b', text), path
+    assert len((ROOT / 'README.md').read_text().splitlines()) <= 220
