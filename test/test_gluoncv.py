@@ -81,9 +81,9 @@ def test_feature_expander_adds_layers_after_the_backbone():
     assert shapes == [(1, 1024, 15, 15), (1, 2048, 8, 8), (1, 256, 4, 4), (1, 128, 2, 2)]
 
 
-def test_readme_gluoncv_example_runs(tmp_path, monkeypatch, capsys):
-    readme = (pathlib.Path(__file__).parent.parent / 'README.md').read_text()
-    code = readme.split('<!-- gluoncv-example -->', 1)[1].split('```python', 1)[1]
+def test_the_docs_gluoncv_example_prints_what_it_says(tmp_path, monkeypatch, capsys):
+    page = (pathlib.Path(__file__).parent.parent / 'docs' / 'models.md').read_text()
+    code = page.split('### In GluonCV', 1)[1].split('```python', 1)[1]
     code = code.split('```', 1)[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, 'README.md', 'exec'), {})
