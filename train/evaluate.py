@@ -5,6 +5,7 @@ import mxnet as mx
 import numpy as np
 
 from ..utils.data import DataError, batches
+from .stopping import never
 
 __all__ = ['topk_correct', 'num_images', 'score']
 
@@ -22,9 +23,9 @@ def num_images(source):
     return len(dataset) if dataset is not None else getattr(source, 'num_images', None)
 
 
-def score(net, source, ctx=(mx.cpu(),), dtype='float32', progress=True, check=None):
-    """Top-1 / top-5 of ``net`` over ``source``, every image once; ``check()`` (if given) is
-    called before each batch and may raise to stop.
+def score(net, source, ctx=(mx.cpu(),), dtype='float32', progress=True, check=never):
+    """Top-1 / top-5 of ``net`` over ``source``, every image once; ``check()`` is
+    called before each batch and may raise to stop (by default nothing stops it).
 
     Returns ``{'images', 'top1', 'top5', 'images_per_s'}`` (accuracies in [0, 1]).
     Each batch is split over the devices ``ctx``.
@@ -34,8 +35,7 @@ def score(net, source, ctx=(mx.cpu(),), dtype='float32', progress=True, check=No
     bar = tqdm(total=num_images(source), unit='img', desc='scoring', disable=not progress)
     start = time.time()
     for data, label, valid in batches(source):
-        if check is not None:
-            check()
+        check()
         parts = mx.gluon.utils.split_and_load(data, list(ctx), even_split=False)
         logits = np.concatenate([net(x.astype(dtype, copy=False)).astype('float32').asnumpy()
                                  for x in parts])
