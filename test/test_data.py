@@ -132,7 +132,8 @@ def test_score_cli_with_a_gluon_checkpoint(packed, tmp_path, capsys):
                        '--rec-val', packed + '_val.rec', '--input-size', '32',
                        '--batch-size', '4', '--quiet', '--json-out', out]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line['images'] == 6 and line['model'] == 'resnet50_v1b' and line['ratio'] == 0.25
+    assert (line['images'], line['api'], line['network'], line['ratio'], line['checkpoint']) == (
+        6, 'gluon', 'resnet50_v1b', 0.25, params)
     assert json.loads(open(out).read()) == line
 
 
@@ -144,7 +145,7 @@ def test_score_cli_with_a_module_checkpoint(packed, tmp_path, capsys):
     mod.init_params(mx.init.Xavier())
     prefix = str(tmp_path / 'a02_resnet-26')
     mod.save_checkpoint(prefix, 3)
-    args = ['--model', prefix, '--epoch', '3', '--rec-val', packed + '_val.rec',
+    args = ['--checkpoint', prefix, '--epoch', '3', '--rec-val', packed + '_val.rec',
             '--input-size', '32', '--batch-size', '4', '--quiet']
     assert score.main(args) == 0
     with_json = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -152,8 +153,28 @@ def test_score_cli_with_a_module_checkpoint(packed, tmp_path, capsys):
     assert score.main(args + ['--network', 'resnetv2', '--depth', '26', '--ratio', '0.25']) == 0
     built = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert built['top1'] == with_json['top1'] and built['images'] == 6
+    assert (built['network'], built['depth'], built['ratio']) == ('resnetv2', 26, 0.25)
     assert score.main(args + ['--network', 'resnetv2', '--depth', '26', '--ratio', '0.5']) == 2
     assert 'has shape' in capsys.readouterr().err
+    assert score.main(args + ['--depth', '26', '--ratio', '0.25', '--classes', '10']) == 2
+    assert '--classes 10: the checkpoint scores 3 classes' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--model', 'PREFIX', '--epoch', '3'], '--model PREFIX: --model names a network; a Module '
+                                            'checkpoint is --checkpoint PREFIX --epoch N'),
+    (['--checkpoint', 'PREFIX'], '--checkpoint PREFIX: give the epoch to score with --epoch N'),
+    (['--checkpoint', 'PREFIX', '--epoch', '3', '--api', 'gluon'], '--api gluon: --checkpoint'),
+    (['--params', 'FILE', '--api', 'symbol'], '--api symbol: --params FILE is a Gluon'),
+    (['--params', 'FILE', '--checkpoint', 'PREFIX', '--epoch', '1'], 'not both'),
+    ([], 'give --checkpoint PREFIX --epoch N'),
+])
+def test_score_cli_names_the_checkpoint_flag_that_is_missing_or_contradicts(
+        flags, message, tmp_path, monkeypatch, capsys):
+    (tmp_path / 'FILE').write_bytes(b'')
+    monkeypatch.chdir(tmp_path)
+    assert score.main(flags + ['--quiet']) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_released_file_names_resolve_to_their_recipes():

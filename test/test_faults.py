@@ -111,7 +111,7 @@ def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(tiny, traine
     payloads = _jpegs(tiny, 4)
     bad = _write_rec(str(tmp_path / 'bad'), [(i % 10, p) for i, p in enumerate(payloads)]
                      + [(1, b'%PDF-1.4 not an image at all' * 4)])
-    code, _, err = _cli('octconv.train.score', '--model', trained / 'model', '--epoch', 1,
+    code, _, err = _cli('octconv.train.score', '--checkpoint', trained / 'model', '--epoch', 1,
                         '--rec-val', bad, '--batch-size', 2, '--quiet')
     _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4', 'not an encoded image')
     # as validation data of a training run: refused before the first epoch
@@ -229,7 +229,7 @@ def test_score_refuses_labels_outside_the_model_classes(tiny, trained, tmp_path)
         bad = _write_rec(str(tmp_path / 'labels'), [(0., payloads[0]), (label, payloads[1]),
                                                     (1., payloads[2])])
         out = tmp_path / 'result.jsonl'
-        code, _, err = _cli('octconv.train.score', '--model', net / 'model', '--epoch', 1,
+        code, _, err = _cli('octconv.train.score', '--checkpoint', net / 'model', '--epoch', 1,
                             '--rec-val', bad, '--batch-size', 2, '--json-out', out)
         _assert_clean_exit(code, err, BAD_INPUT, 'record 1',
                            'label %s is not a class index in [0, 10)' % shown)
@@ -290,7 +290,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(tin
 
 
 def test_score_batch_size_zero_is_refused_at_once(tiny):
-    code, _, err = _cli('octconv.train.score', '--model', 'x', '--epoch', 1, '--rec-val',
+    code, _, err = _cli('octconv.train.score', '--checkpoint', 'x', '--epoch', 1, '--rec-val',
                         tiny + '_val.rec', '--batch-size', 0, timeout=60)
     _assert_clean_exit(code, err, BAD_INPUT, '--batch-size must be in [1, inf], got 0')
 

@@ -267,7 +267,7 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     trained = json.loads((save / 'model-preprocessing.json').read_text())
     assert (trained['convention'], trained['input_size'], trained['resize']) == ('symbol', 32, 37)
     # no preprocessing flag: the record decides, and the score is the trainer's validation
-    assert score.main(['--model', str(save / 'model'), '--epoch', '2', '--rec-val',
+    assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '2', '--rec-val',
                        tiny + '_val.rec', '--quiet', '--batch-size', '4']) == 0
     captured = capsys.readouterr()
     scored = json.loads(captured.out.strip().splitlines()[-1])
@@ -294,7 +294,7 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     module.score(source, [top1, top5])
     assert (top1.get()[1], top5.get()[1]) == pytest.approx((scored['top1'], scored['top5']))
     # a typed contradicting flag is applied and reported
-    assert score.main(['--model', str(save / 'model'), '--epoch', '2', '--rec-val',
+    assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '2', '--rec-val',
                        tiny + '_val.rec', '--quiet', '--batch-size', '4', '--convention',
                        'gluon']) == 0
     captured = capsys.readouterr()

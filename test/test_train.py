@@ -245,7 +245,7 @@ def test_training_and_scoring_from_image_folders(tmp_path, capsys):
     trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (trained['images'], trained['val_images']) == (30, 20)   # DIR/train and DIR/val
     from octconv.train import score
-    assert score.main(['--model', str(save / 'model'), '--epoch', '1', '--data-dir',
+    assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '1', '--data-dir',
                        str(tmp_path / 'data' / 'val'), '--input-size', '32', '--quiet']) == 0
     scored = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scored['images'] == 20 and scored['top1'] == trained['top1']   # the folder itself

@@ -2,11 +2,16 @@
 
 Two kinds of checkpoint:
 
-- an MXNet Module checkpoint ``--model PREFIX --epoch N`` (``PREFIX-symbol.json``
+- an MXNet Module checkpoint ``--checkpoint PREFIX --epoch N`` (``PREFIX-symbol.json``
   and ``PREFIX-%04d.params`` with ``arg:``/``aux:`` keys, what a released
-  ablation .tar holds); without the JSON the symbol is built from
+  ablation .tar holds); without the JSON the symbol is built from the model flags
   ``--network --depth --ratio``;
-- a Gluon model ``--model NAME --ratio R [--use-se] --params FILE``.
+- a Gluon parameter file ``--params FILE`` of the model ``--model NAME --ratio R
+  [--use-se]`` (``--params`` implies ``--api gluon``).
+
+The model flags are every tool's (``--api``, ``--network``/``--model``, ``--depth``,
+``--ratio``, ``--use-se``, ``--classes``); a checkpoint that octconv-train wrote
+records its model, and the JSON line reports what was scored from that record.
 
 Preprocessing: a model trained by ``octconv-train`` has ``PREFIX-preprocessing.json``
 beside it (convention, input size, crop ratio); each value not typed is taken
@@ -35,10 +40,10 @@ from ..utils.flops import trace_block
 from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_file
 from . import preprocessing
 from .checkpoint import atomic_write_text, first_line
-from .cli import add_data_args, add_device_args, contexts, data_source
+from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from .config import MIN_INPUT_SIZE, check_data_path, check_range, typed_flags
 from .evaluate import score
-from .models import build_model
+from .models import build_model, default_model
 from .recipes import RECIPES
 
 __all__ = ['load_module_checkpoint', 'load_gluon_model', 'released_file_recipe',
@@ -63,7 +68,8 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=0
         symbol, _ = trace_block(build_model(
             'symbol', network, depth, ratio, classes.shape[0] if classes is not None else 1000,
             data_shape=(1, 3, input_size, input_size)))
-        model = '%s-%d (ratio %s)' % (network, depth, ratio)
+        model = ('%s-%d at ratio %s (built from the model flags: %s-symbol.json is absent)'
+                 % (network, depth, ratio, prefix))
     if 'softmax_label' in symbol.list_arguments():
         symbol = symbol.get_children()[0]          # the logits under SoftmaxOutput
     arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, input_size, input_size))
@@ -139,30 +145,33 @@ def _load_ablation_tar(path, ctx, network, depth, ratio):
 
 
 def build_parser():
-    """The command-line flags of octconv-score."""
+    """The command-line flags of octconv-score: what to score, the shared model flags (for
+    a checkpoint without a symbol file or a Gluon parameter file), data and devices."""
     parser = argparse.ArgumentParser(prog='octconv-score', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model', help='Module checkpoint PREFIX, or a Gluon model name')
-    parser.add_argument('--epoch', type=int, help='Module checkpoint epoch')
-    parser.add_argument('--params', help='Gluon parameter file')
-    parser.add_argument('--network', help='Symbol network, when PREFIX-symbol.json is absent')
-    parser.add_argument('--depth', type=int, help='Symbol network depth')
-    parser.add_argument('--ratio', type=float, default=None,
-                        help='octave ratio, when the checkpoint has no record of it (default 0, '
-                             'the vanilla network; -1 is accepted for it too)')
-    parser.add_argument('--use-se', action='store_true', help='Gluon: SE blocks')
-    parser.add_argument('--table', metavar='DIR',
-                        help='score every released checkpoint in DIR beside its published '
-                             'figures')
-    parser.add_argument('--batch-size', type=int, default=50)
-    parser.add_argument('--input-size', type=int, nargs='+', default=[224],
-                        help='center crop H [W] (square; default: as trained, else 224)')
+    what = parser.add_argument_group('checkpoint')
+    what.add_argument('--checkpoint', metavar='PREFIX',
+                      help='Module checkpoint PREFIX (PREFIX-symbol.json, PREFIX-NNNN.params)')
+    what.add_argument('--epoch', type=int, help='Module checkpoint epoch')
+    what.add_argument('--params', metavar='FILE',
+                      help='Gluon parameter file of --model (implies --api gluon)')
+    what.add_argument('--table', metavar='DIR',
+                      help='score every released checkpoint in DIR beside its published '
+                           'figures')
+    add_model_args(parser, depth=50, ratio=0, classes=None, batch_size=50)
+    _set_help(parser, 'input_size', 'center crop H [W] (square; default: as trained, else 224)')
+    _set_help(parser, 'classes', 'number of classes (default: the checkpoint\'s)')
     parser.add_argument('--data-shape', help='C,H,W (alternative to --input-size)')
     parser.add_argument('--json-out', help='also append the JSON line(s) to this file')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     add_data_args(parser)
     add_device_args(parser)
     return parser
+
+
+def _set_help(parser, dest, text):
+    """Give the flag of ``dest`` the help ``text`` (a shared flag whose default differs here)."""
+    next(action for action in parser._actions if action.dest == dest).help = text
 
 
 _SCORING_DEFAULTS = {'input_size': 224, 'crop_ratio': 0.875}
@@ -238,6 +247,48 @@ def _what_was_scored(record, given):
     return dict((record or {}).get('model') or given)
 
 
+def _load_checkpoint(args, typed, ctx):
+    """``(net, what the flags say it is, its octconv-train record or None)`` for
+    ``--params FILE`` (a Gluon model) or ``--checkpoint PREFIX --epoch N`` (a Module
+    checkpoint); sets the preprocessing in ``args``. ValueError names a missing or
+    contradicting flag."""
+    if args.params:
+        if 'api' in typed and args.api != 'gluon':
+            raise ValueError('--api %s: --params FILE is a Gluon parameter file (a Module '
+                             'checkpoint is --checkpoint PREFIX --epoch N)' % args.api)
+        if args.checkpoint or args.epoch is not None:
+            raise ValueError('give either --params FILE (Gluon) or --checkpoint PREFIX '
+                             '--epoch N (Module), not both')
+        name = args.model or default_model('gluon')
+        record = _preprocessing(args, typed, preprocessing.prefix_of_params(args.params),
+                                'gluon')
+        net = load_gluon_model(name, args.ratio, args.params, ctx, args.use_se)
+        return net, {'api': 'gluon', 'network': name, 'depth': None, 'ratio': args.ratio,
+                     'use_se': args.use_se}, record
+    if args.checkpoint:
+        if args.epoch is None:
+            raise ValueError('--checkpoint %s: give the epoch to score with --epoch N'
+                             % args.checkpoint)
+        if 'api' in typed and args.api != 'symbol':
+            raise ValueError('--api %s: --checkpoint PREFIX is a Module checkpoint (a Gluon '
+                             'model is --params FILE --model NAME)' % args.api)
+        record = _preprocessing(args, typed, args.checkpoint, 'symbol')
+        built = not os.path.isfile(args.checkpoint + '-symbol.json')
+        network = args.model or default_model('symbol')
+        net = load_module_checkpoint(args.checkpoint, args.epoch, ctx, network, args.depth,
+                                     args.ratio, args.input_size)
+        return net, {'api': 'symbol',
+                     'network': network if built else typed.get('model'),
+                     'depth': args.depth if built else typed.get('depth'),
+                     'ratio': args.ratio if built else typed.get('ratio'),
+                     'use_se': None}, record
+    if args.model and (os.path.isfile(args.model + '-symbol.json') or args.epoch is not None):
+        raise ValueError('--model %s: --model names a network; a Module checkpoint is '
+                         '--checkpoint PREFIX --epoch N' % args.model)
+    raise ValueError('give --checkpoint PREFIX --epoch N (a Module checkpoint), --params FILE '
+                     '--model NAME (a Gluon model) or --table DIR')
+
+
 def main(argv=None):
     """Score a checkpoint; exit 0 with the result, 2 on bad input (nothing written)."""
     parser = build_parser()
@@ -249,31 +300,18 @@ def main(argv=None):
             _preprocessing(args, typed, None, None)
             rows = _score_table(args.table, args, typed, ctx)
         else:
-            if not args.model:
-                raise ValueError('give --model (and --epoch or --params) or --table DIR')
-            ratio = 0 if args.ratio is None else args.ratio
-            if args.params:
-                record = _preprocessing(args, typed, preprocessing.prefix_of_params(args.params),
-                                        'gluon')
-                net = load_gluon_model(args.model, ratio, args.params, ctx, args.use_se)
-                scored = {'api': 'gluon', 'network': args.model, 'depth': None,
-                          'ratio': ratio, 'use_se': args.use_se}
-            elif args.epoch is not None:
-                record = _preprocessing(args, typed, args.model, 'symbol')
-                net = load_module_checkpoint(args.model, args.epoch, ctx, args.network,
-                                             args.depth, ratio, args.input_size)
-                scored = {'api': 'symbol', 'network': args.network, 'depth': args.depth,
-                          'ratio': args.ratio, 'use_se': None}
-            else:
-                raise ValueError('give --epoch N for a Module checkpoint or --params FILE for '
-                                 'a Gluon model')
+            net, scored, record = _load_checkpoint(args, typed, ctx)
             if args.dtype == 'float16':
                 net.cast('float16')
             net.hybridize(static_alloc=True)
             classes = output_classes(net, args.input_size, ctx[0], args.dtype)
+            if 'classes' in typed and typed['classes'] != classes:
+                raise ValueError('--classes %d: the checkpoint scores %d classes'
+                                 % (typed['classes'], classes))
             result = score(net, _validation_source(args, classes), ctx, args.dtype,
                            progress=not args.quiet)
-            result.update(model=args.model, **_what_was_scored(record, scored))
+            result.update(checkpoint=args.params or args.checkpoint,
+                          **_what_was_scored(record, scored))
             result.update(convention=args.convention, input_size=args.input_size,
                           crop_ratio=args.crop_ratio)
             rows = [result]
@@ -289,7 +327,7 @@ def main(argv=None):
     lines = [json.dumps(row) for row in rows]
     for row in rows:
         print('%s%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
-              % (row.get('file', row.get('model')), _identity_text(row), row['top1'],
+              % (row.get('file', row.get('checkpoint')), _identity_text(row), row['top1'],
                  row['top5'], row['images'],
                  row['images_per_s'], '' if row.get('published_top1') is None else
                  ' (published %.1f / %.1f)' % (row['published_top1'], row['published_top5'])))
