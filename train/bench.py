@@ -12,7 +12,10 @@ convolutions (``unmerged``) and through all of it, which picks the fastest of it
 graphs by timing them (``--variants`` picks some); ratios are against the fastest
 vanilla variant, the best vanilla a user could run. The table gives medians; the JSON
 lines also give each model's fastest run and its ratio to the fastest vanilla run
-(``b1_min_ms``, ``b1_min_time_ratio``): on a shared machine noise only adds time. Peak
+(``b1_min_ms``, ``b1_min_time_ratio``): on a shared machine noise only adds time. The
+variants are timed one after the other, each with all its ratios interleaved, and
+each variant's models are freed before the next is built (all of them at once would
+not fit in memory at batch 16). Peak
 memory is how far the process's RSS rose above its level before each model's own
 runs (the peak is reset in between through /proc/self/clear_refs), the memory
 that model's runs need beyond what every model already holds; MXNet runtime only
@@ -30,6 +33,7 @@ lot between CPU families.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -80,12 +84,16 @@ class _Candidate:
         self.times, self.train_times, self.peak = {}, [], 0.
         self.graphs = {}         # batch -> the graph for_inference chose ('merge' auto)
 
+    def release(self):
+        """Drop the model (its callables hold it); the timings stay."""
+        self.infer = self.train = None
 
-def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
+
+def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
     """The model at ``ratio`` as built, through the MKLDNN fusion pass, with BatchNorm
     folded then fused, through ``deploy.for_inference`` without its merging and with
-    it (the variants of ``args.variants``); one instance per
-    batch size, so that no shape ever changes."""
+    it (those of the variant names ``chosen``); one instance per batch size, so that no
+    shape ever changes."""
     from ..utils.deploy import for_inference
     from .fit import default_initializers
     size = args.input_size
@@ -98,7 +106,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph):
         net.hybridize(static_alloc=True, static_shape=static_shape)
         return net
     inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
-    variants = {VARIANTS[name]: {} for name in args.variants}
+    variants = {VARIANTS[name]: {} for name in chosen}
     first = build()
     first(inputs[batch_sizes[0]])
     symbol, params = _inference_graph(first, (1, 3, size, size), mx)
@@ -373,10 +381,15 @@ def main(argv=None):
     ratios = [0.] + [r for r in args.ratios if r != 0]
     if args.runtime == 'mxnet':
         candidates = []
-        for ratio in ratios:
-            for graph in args.graphs:
-                candidates.extend(_gluon_candidates(args, ratio, args.batch_sizes, mx, graph))
-        _time_rounds(candidates, args)
+        for variant in args.variants:          # one variant's models in memory at a time
+            group = [cand for ratio in ratios for graph in args.graphs
+                     for cand in _gluon_candidates(args, ratio, args.batch_sizes, mx, graph,
+                                                   [variant])]
+            _time_rounds(group, args)
+            for cand in group:
+                cand.release()
+            gc.collect()
+            candidates.extend(group)
     else:
         candidates = _time_onnx_files(args, ratios, mx)
     flops = {ratio: _flop_ratio(args, ratio) for ratio in ratios}
