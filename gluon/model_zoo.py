@@ -11,6 +11,7 @@ import os
 import mxnet as mx
 
 from . import densenet, mobilenet, resnet
+from .gluoncv_zoo import gluoncv_classifiers, octave_gluoncv_model
 from .released import MODELS
 
 __all__ = ['get_model', 'get_model_list', 'released_file', 'released_models', 'paper_ratio',
@@ -121,14 +122,18 @@ def register_gluoncv(prefix=GLUONCV_PREFIX):
     at the ratio of :func:`paper_ratio` unless ``ratio=`` is given, and each released
     configuration under its released name (``resnet152_v1f_alpha-0.125``,
     ``se-resnet152_v1e_alpha-0.125``), at its ratio and SE setting: GluonCV's scripts
-    pass only the name and ``classes``. Returns the names added. Calling again changes
-    nothing.
+    pass only the name and ``classes``. Every other GluonCV ImageNet classification model
+    is added as ``<prefix><its name>`` (``oct_resnet18_v1b``, ``oct_mobilenetv3_large``),
+    converted by ``octavize`` at ``DEFAULT_OCTAVE_RATIO`` unless ``ratio=`` is given.
+    Returns the names added. Calling again changes nothing.
     """
     from gluoncv.model_zoo import model_zoo as gcv_zoo
     builders = {prefix + name: _gluoncv_builder(prefix + name, name, paper_ratio(name), False)
                 for name in _MODELS}
     builders.update((released, _gluoncv_builder(released, *config))
                     for released, config in released_models().items())
+    for name in gluoncv_classifiers():
+        builders.setdefault(prefix + name, _converted_builder(prefix + name, name))
     for key, builder in builders.items():
         gcv_zoo._models.setdefault(key, builder)
     return list(builders)
@@ -143,4 +148,13 @@ def _gluoncv_builder(key, name, ratio, use_se):
     build.__name__ = key
     build.__doc__ = ('octconv model %s at ratio %s%s unless given, built by '
                      'octconv.gluon.get_model.' % (name, ratio, ' with SE' if use_se else ''))
+    return build
+
+
+def _converted_builder(key, name):
+    def build(ratio=DEFAULT_OCTAVE_RATIO, **kwargs):
+        return octave_gluoncv_model(name, ratio, **kwargs)
+    build.__name__ = key
+    build.__doc__ = ("GluonCV's %s converted by octconv.gluon.octavize at ratio %s unless "
+                     'given.' % (name, DEFAULT_OCTAVE_RATIO))
     return build

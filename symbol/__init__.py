@@ -10,11 +10,12 @@ The registry's functions also take ``graph`` ('optimized', the default, or
 (see :func:`get_symbol`).
 """
 from ..utils.octave import crops_are_noops, graph_options
+from ..utils.octavize import rewrite
 from . import densenet, resnetv2, resnextv2_32x4d, seresnetv2
 from .ops import channels_for, octave, ops_for, plain
 
 __all__ = ['NETWORKS', 'get_network', 'get_symbol', 'get_linear', 'list_networks',
-           'octave', 'plain', 'ops_for', 'channels_for']
+           'octave', 'plain', 'ops_for', 'channels_for', 'octavize']
 
 NETWORKS = {'resnetv2': resnetv2,
             'seresnetv2': seresnetv2,
@@ -65,3 +66,18 @@ def _built(build, data_shape, mode, *args, **kwargs):
     if data_shape is None or mode != 'optimized' or not crops_are_noops(symbol, data_shape):
         return symbol
     return build(*args, graph=graph_options(mode, even_sizes=True), **kwargs)
+
+
+def octavize(symbol, ratio, data_shape=(1, 3, 224, 224), policy=None):
+    """The octave version of any Symbol network ``symbol`` reading ``data`` (N, C, H, W)
+    at ``ratio`` (0 gives back the same graph), placed as decided at ``data_shape``.
+
+    ``policy``: None or ``'paper'`` (the stem and the last stage vanilla),
+    ``'split-stem'``, or a function of a :class:`~octconv.utils.octavize.Layer` giving its
+    ratio. New parameters are named after the original's (``conv1_h2l_weight``) and keep
+    its attributes, so an initializer treats them alike. The outputs are single maps, in
+    the original's order. See :mod:`octconv.utils.octavize`; ValueError names a ratio
+    outside [0, 1), a shape the network cannot take, or the node and operator that has no
+    octave form.
+    """
+    return rewrite(symbol, ratio, data_shape, policy)[0]

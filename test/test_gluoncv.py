@@ -10,21 +10,26 @@ from gluoncv.nn.feature import FeatureExpander, FeatureExtractor
 from gluoncv.utils import export_block
 
 from octconv.gluon import Backbone, get_model_list, register_gluoncv, released_models
+from octconv.gluon.gluoncv_zoo import gluoncv_classifiers
 from octconv.gluon.released import MODELS
+
+HAND_BUILT = ['oct_' + name for name in get_model_list()] + list(released_models())
 
 
 def test_registration_is_explicit_and_complete():
     added = register_gluoncv()
-    released = released_models()
-    assert added == ['oct_' + name for name in get_model_list()] + list(released)
+    converted = ['oct_' + name for name in gluoncv_classifiers()
+                 if 'oct_' + name not in HAND_BUILT]
+    assert added == HAND_BUILT + converted
+    assert 'oct_resnet18_v1b' in converted and 'oct_densenet121' not in converted
     assert set(added) <= set(model_zoo.get_model_list())
     assert register_gluoncv() == added          # a second call changes nothing
     net = model_zoo.get_model('oct_resnet50_v1b', ratio=0.5, classes=10)
     assert net.model_name == 'resnet50_v1b' and net.ratio == 0.5     # a given ratio wins
 
 
-@pytest.mark.parametrize('name', register_gluoncv())
-def test_every_registered_name_builds_the_octave_network_it_names(name):
+@pytest.mark.parametrize('name', HAND_BUILT)
+def test_every_hand_built_name_builds_the_octave_network_it_names(name):
     """GluonCV's scripts pass only the name and ``classes``: each name is an octave network at
     its paper ratio (table B), or 0.25 where the paper has none."""
     net = model_zoo.get_model(name, classes=10)
@@ -92,3 +97,28 @@ def test_the_docs_gluoncv_example_prints_what_it_says(tmp_path, monkeypatch, cap
     assert printed[1] == '[(1, 512, 28, 28), (1, 1024, 14, 14), (1, 2048, 7, 7)]'
     assert (tmp_path / 'oct_resnet50-symbol.json').exists()
     assert (tmp_path / 'oct_resnet50-0000.params').exists()
+
+
+def test_a_converted_name_builds_and_trains_as_gluoncvs_train_imagenet_calls_it():
+    """GluonCV's train_imagenet.py: get_model(name, ctx=..., pretrained=False, classes=...,
+    last_gamma=...), cast, initialize with MSRAPrelu, hybridize, train."""
+    register_gluoncv()
+    ctx = [mx.cpu()]
+    net = model_zoo.get_model('oct_resnet50_v1d', ctx=ctx, pretrained=False, classes=10,
+                              last_gamma=True)
+    params = net.collect_params()
+    assert any(n.endswith('_h2l_weight') for n in params)            # at ratio 0.25
+    net.cast('float32')
+    net.initialize(mx.init.MSRAPrelu(), ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = mx.gluon.Trainer(params, 'nag', {'learning_rate': 0.01, 'momentum': 0.9})
+    x = mx.nd.random.uniform(shape=(4, 3, 64, 64))
+    with mx.autograd.record():
+        loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(net(x), mx.nd.array([0, 1, 2, 3]))
+    loss.backward()
+    trainer.step(4)
+    assert np.isfinite(loss.asnumpy()).all()
+    vanilla = model_zoo.get_model('oct_resnet50_v1d', ratio=0, classes=10)
+    assert not any('_h2l_' in n for n in vanilla.collect_params())
+    with pytest.raises(ValueError, match='no pretrained parameters'):
+        model_zoo.get_model('oct_resnet18_v1b', pretrained=True)

@@ -185,6 +185,32 @@ def test_octave_pool_keeps_low_at_half_of_high(size):
                                rtol=1e-12)
 
 
+def _maxpool3_full(x):
+    """3x3 stride-2 max pooling, no padding, ceil ('full') convention, windows cut at the
+    edge: (N, C, H, W) -> (N, C, ceil((H - 3) / 2) + 1, ...)."""
+    out_h, out_w = -(-(x.shape[2] - 3) // 2) + 1, -(-(x.shape[3] - 3) // 2) + 1
+    out = np.empty(x.shape[:2] + (out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            out[:, :, i, j] = x[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize('size', [27, 28, 29, 30, 31, 50, 51])
+def test_an_unpadded_3x3_pooling_keeps_low_at_half_of_high(size):
+    """SqueezeNet's pooling (3x3, stride 2, no padding, ceil): the low map, edge-extended by
+    one row and column, comes out at half the high map on every size."""
+    x_h, x_l = RNG.randn(1, 2, size, size), RNG.randn(1, 2, -(-size // 2), -(-size // 2))
+    y_h, y_l = octave_pool(mx.nd, _nd(x_h), _nd(x_l), kernel=(3, 3), stride=(2, 2),
+                           pool_type='max', pooling_convention='full')
+    np.testing.assert_allclose(y_h.asnumpy(), _maxpool3_full(x_h), rtol=1e-12)
+    assert y_l.shape[2:] == (-(-y_h.shape[2] // 2),) * 2
+    extended = np.pad(x_l, ((0, 0), (0, 0), (0, 1), (0, 1)), mode='edge')
+    np.testing.assert_allclose(y_l.asnumpy(),
+                               _maxpool3_full(extended)[:, :, :y_l.shape[2], :y_l.shape[3]],
+                               rtol=1e-12)
+
+
 @pytest.mark.parametrize('kwargs,message', [
     (dict(in_channels=(112, 16), channels=(112, 16), kernel=3, groups=32), 'path h2h: groups=32'),
     (dict(in_channels=(4, 4), channels=(4, 4), kernel=3, stride=3), 'stride 1 or 2'),

@@ -366,7 +366,11 @@ def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
     (stride > 1, not global), the low part is pooled with the ceil convention
     and cropped to ``ceil(H'/2)`` of the pooled high size ``H'``, so the pair
     stays consistent for odd sizes; for sizes divisible by 4 this is the same
-    as pooling both parts as asked. When ``graph`` skips crops the crop is left out.
+    as pooling both parts as asked. A window wider than twice its padding plus 2 (3x3
+    without padding) would leave the low map short of that size: the low part is then
+    first extended at its bottom and right edge by repeating the edge (exact for max
+    pooling; for average pooling it changes only the windows at the edge). When
+    ``graph`` skips crops the crop is left out.
     """
     def pool(x, suffix, **overrides):
         if x is None:
@@ -379,6 +383,11 @@ def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
     shrinks = not pool_kwargs.get('global_pool', False) and max(stride) > 1
     if x_low is None or x_high is None or not shrinks:
         return y_high, pool(x_low, 'l')
+    extra = max(_ints2(pool_kwargs.get('kernel', 1), 'kernel', name)) - \
+        2 * max(_ints2(pool_kwargs.get('pad', 0), 'pad', name)) - 2
+    if extra > 0:       # a wide unpadded window: the low map would come out short
+        x_low = F.pad(x_low, mode='edge', pad_width=(0, 0, 0, 0, 0, extra, 0, extra),
+                      name=None if name is None else name + '-l_pad')
     y_low = pool(x_low, 'l', pooling_convention='full')
     if graph.skips_crops:
         return y_high, y_low
