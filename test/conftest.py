@@ -44,3 +44,18 @@ def pack_demo_digits(root, per_class, val_ratio):
     prefix = str(root / 'tiny')
     im2rec.pack(str(root / 'img'), prefix, val_ratio=val_ratio, threads=1)
     return prefix
+
+
+def small_model(name, **kwargs):
+    """octconv's Gluon model ``name``, with the ResNet-152s built at depth 4-4-4-2 units
+    (1, 2, 2, 1 blocks) from the same code (deep stem, strides in the last 1x1, the
+    big-little stem of v1f): the graph tests check each family's code, not its depth."""
+    from octconv.gluon import get_model
+    from octconv.gluon.resnet import ResNetV1
+    shallow = {'resnet152_v1e': dict(deep_stem=True), 'resnet152_v1f': dict(
+        deep_stem=True, big_little=True)}
+    if name not in shallow:
+        return get_model(name, **kwargs)
+    use_se = kwargs.pop('use_se', False)
+    return ResNetV1(name, (1, 2, 2, 1), down_pos=2, use_se=use_se, extra_bn=use_se,
+                    prefix='R152_', **shallow[name], **kwargs)

@@ -3,8 +3,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ops_of
-from octconv.gluon import get_model
+from conftest import ops_of, small_model
 from octconv.symbol import get_linear
 from octconv.utils.deploy import (fold_batchnorm, for_inference, merge_summed_convolutions,
                                   upsampling_as_deconvolution, upsampling_first)
@@ -29,7 +28,7 @@ def _randomised(params, seed=0):
 
 
 def _exported(name, data_shape, tmp_path, **kwargs):
-    net = get_model(name, ratio=0.25, classes=10, **kwargs)
+    net = small_model(name, ratio=0.25, classes=10, **kwargs)
     net.initialize(mx.init.Xavier())
     prefix = str(tmp_path / name)
     net.export(prefix, data_shape=data_shape)

@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ops_of
+from conftest import ops_of, small_model
 from octconv.gluon import get_model, get_model_list
 from octconv.symbol import get_linear, list_networks
 from octconv.train.fit import default_initializers
@@ -97,7 +97,7 @@ def _smallest_of_each_family():
 
 @pytest.mark.parametrize('name', _smallest_of_each_family())
 def test_gluon_optimized_graph_equals_the_straightforward_one(name):
-    net = get_model(name, ratio=0.25, classes=10)
+    net = small_model(name, ratio=0.25, classes=10)
     _initialise(net, mx.nd.zeros((1, 3) + EVEN), seed=len(name))
     net.hybridize()
     # DenseNet's stem max-pool (3x3, stride 2, pad 1) crops its low part at every size.

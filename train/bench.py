@@ -365,8 +365,9 @@ def main(argv=None):
     if args.time_files:
         return _time_files(args.time_files)
     args.model = args.model or default_model(args.api)
-    if args.runtime != 'mxnet' and args.api != 'gluon':
-        parser.error('--runtime %s times Gluon models: add --api gluon' % args.runtime)
+    if args.runtime != 'mxnet' and args.api == 'symbol':
+        parser.error('--runtime %s times Gluon models: add --api gluon (or gluoncv)'
+                     % args.runtime)
     if len(set(args.input_size)) != 1:
         parser.error('--input-size: octconv-bench times square inputs; give one size')
     args.input_size = args.input_size[0]

@@ -2,7 +2,7 @@
 import argparse
 
 from ..utils.flops import trace_block
-from .models import build_model, default_model
+from .models import APIS, build_model, default_model
 
 __all__ = ['add_model_args', 'add_data_args', 'add_device_args', 'contexts', 'model_symbol',
            'input_shape', 'describe', 'parser_with_model_args', 'data_source']
@@ -17,11 +17,14 @@ def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, b
     ``--batch-size``; the keyword arguments are their defaults (``classes=None``:
     found by the caller, e.g. from the data)."""
     group = parser.add_argument_group('model')
-    group.add_argument('--api', choices=('symbol', 'gluon'), default='symbol',
-                       help='Symbol-API ablation networks or Gluon models (default symbol)')
+    group.add_argument('--api', choices=APIS, default='symbol',
+                       help='Symbol-API ablation networks, octconv\'s Gluon models, or any '
+                            'GluonCV classification model converted by octavize (default '
+                            'symbol)')
     group.add_argument('--network', '--model', dest='model', default=None,
                        help='Symbol network (resnetv2, seresnetv2, resnextv2_32x4d, densenet; '
-                            'default resnetv2) or Gluon model (default resnet50_v1b)')
+                            'default resnetv2), Gluon model or GluonCV model (default '
+                            'resnet50_v1b)')
     group.add_argument('--depth', type=int, default=depth,
                        help='Symbol network depth (default %d)' % depth)
     if ratio is not None:

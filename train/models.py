@@ -2,21 +2,26 @@
 import mxnet as mx
 
 from ..gluon import get_model
+from ..gluon.gluoncv_zoo import octave_gluoncv_model
 from ..symbol import get_linear
 
-__all__ = ['DEFAULT_MODELS', 'default_model', 'build_model']
+__all__ = ['APIS', 'DEFAULT_MODELS', 'default_model', 'build_model']
 
-DEFAULT_MODELS = {'symbol': 'resnetv2', 'gluon': 'resnet50_v1b'}
+APIS = ('symbol', 'gluon', 'gluoncv')
+DEFAULT_MODELS = {'symbol': 'resnetv2', 'gluon': 'resnet50_v1b', 'gluoncv': 'resnet50_v1b'}
 
 
 def default_model(api):
-    """The model built when none is named: ``resnetv2`` (Symbol) or ``resnet50_v1b`` (Gluon)."""
+    """The model built when none is named: ``resnetv2`` (Symbol), ``resnet50_v1b`` (Gluon, and
+    GluonCV's converted)."""
     return DEFAULT_MODELS[api]
 
 
 def build_model(api, model=None, depth=50, ratio=0.25, classes=1000, use_se=False,
                 last_gamma=False, final_drop=0., data_shape=None, graph='optimized'):
-    """Model ``model`` of ``api`` ('symbol' or 'gluon') as a HybridBlock, not initialised.
+    """Model ``model`` of ``api`` as a HybridBlock, not initialised: 'symbol' (the ablation
+    networks), 'gluon' (octconv's Gluon models) or 'gluoncv' (any GluonCV ImageNet
+    classification model, converted by ``octavize``).
 
     Input ``data`` (N, 3, H, W), output logits (N, ``classes``). ``ratio`` is the
     fraction of low-frequency channels: vanilla is -1 for a Symbol network (the
@@ -27,14 +32,21 @@ def build_model(api, model=None, depth=50, ratio=0.25, classes=1000, use_se=Fals
     as does a Symbol network (SE is the ``seresnetv2`` network there). ``graph`` is
     'optimized' or 'straightforward' (the graph as the equations read).
     """
+    if api not in APIS:
+        raise ValueError('api must be one of %s, got %r' % (', '.join(APIS), api))
     model = model or default_model(api)
+    if api == 'gluoncv':
+        if use_se or final_drop or graph != 'optimized':
+            raise ValueError('GluonCV model %s: %s is not an option of a converted model (SE '
+                             'models have their own names, e.g. se_resnext50_32x4d)' % (
+                                 model, 'use_se' if use_se else 'final_drop' if final_drop
+                                 else 'graph %r' % graph))
+        return octave_gluoncv_model(model, ratio, classes=classes, last_gamma=last_gamma)
     if api == 'gluon':
         net = get_model(model, ratio=ratio, classes=classes, final_drop=final_drop,
                         use_se=use_se, last_gamma=last_gamma)
         net.set_graph(graph)
         return net
-    if api != 'symbol':
-        raise ValueError("api must be 'symbol' or 'gluon', got %r" % (api,))
     if use_se or last_gamma:
         raise ValueError('the Symbol network %s has no %s option (SE: --network seresnetv2)'
                          % (model, 'use_se' if use_se else 'last_gamma'))

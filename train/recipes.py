@@ -47,10 +47,11 @@ def scaled_lr(total_batch):
 
 
 def paper_training(api, model):
-    """The paper's training recipe for ``model`` of ``api`` ('symbol' or 'gluon'): a dict
-    of :class:`Setting` for every training option (the model options excluded)."""
-    gluon = api == 'gluon'
-    published = _PUBLISHED.get(model) if gluon else None
+    """The paper's training recipe for ``model`` of ``api`` ('symbol', 'gluon' or 'gluoncv':
+    a GluonCV model trains with the reference's Gluon script settings): a dict of
+    :class:`Setting` for every training option (the model options excluded)."""
+    gluon = api != 'symbol'
+    published = _PUBLISHED.get(model) if api == 'gluon' else None
     smoothing = bool(published and published.label_smoothing)
     mixup = bool(published and published.mixup)
     script = REFERENCE if gluon else ASSUMPTION

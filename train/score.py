@@ -7,7 +7,8 @@ Two kinds of checkpoint:
   ablation .tar holds); without the JSON the symbol is built from the model flags
   ``--network --depth --ratio``;
 - a Gluon parameter file ``--params FILE`` of the model ``--model NAME --ratio R
-  [--use-se]`` (``--params`` implies ``--api gluon``).
+  [--use-se]`` (``--params`` implies ``--api gluon``; ``--api gluoncv`` for a GluonCV
+  model converted by ``octavize``, as ``octconv-train --api gluoncv`` trains it).
 
 The model flags are every tool's (``--api``, ``--network``/``--model``, ``--depth``,
 ``--ratio``, ``--use-se``, ``--classes``); a checkpoint that octconv-train wrote
@@ -82,15 +83,41 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=0
     return net
 
 
-def load_gluon_model(name, ratio, params, ctx, use_se=False):
-    """A Gluon model with ``params`` loaded (classes taken from the file's classifier)."""
+def load_gluon_model(name, ratio, params, ctx, use_se=False, api='gluon'):
+    """A Gluon model with ``params`` loaded (classes taken from the file's classifier):
+    octconv's model ``name`` (``api`` 'gluon') or GluonCV's converted (``api`` 'gluoncv')."""
     if not os.path.isfile(params):
         raise DataError('%s: parameter file not found' % params)
     weights = read_parameter_file(params)
+    if api == 'gluoncv':
+        return _load_converted(name, ratio, weights, params, ctx)
     classifier = weights.get('classifer.weight')
     classes = classifier.shape[0] if classifier is not None else 1000
     net = build_model('gluon', name, ratio=ratio, classes=classes, use_se=use_se)
     net.load_parameter_dict(weights, params, ctx=ctx)
+    return net
+
+
+def _load_converted(name, ratio, weights, source, ctx):
+    """GluonCV's ``name`` converted at ``ratio``, with the classes of the file ``source``
+    (``weights``, under the names ``save_parameters`` gives them), its parameters checked
+    and loaded."""
+    def expected(classes):
+        net = build_model('gluoncv', name, ratio=ratio, classes=classes)
+        symbol, _ = trace_block(net)
+        shapes, _, aux = symbol.infer_shape(data=(1, 3, 224, 224))
+        by_name = dict(zip(symbol.list_arguments(), shapes))
+        by_name.update(zip(symbol.list_auxiliary_states(), aux))
+        return net, {key: by_name[param.name]
+                     for key, param in net._collect_params_with_prefix().items()}
+    _, shapes = expected(1000)
+    classifier = [k for k, shape in shapes.items() if shape[:1] == (1000,) and k in weights]
+    classes = weights[classifier[-1]].shape[0] if classifier else 1000
+    net, shapes = expected(classes)
+    check_parameters(weights, shapes, '%s (GluonCV, converted at ratio %s)' % (name, ratio),
+                     source)
+    for key, param in net._collect_params_with_prefix().items():
+        param._load_init(weights[key], ctx)
     return net
 
 
@@ -154,7 +181,8 @@ def build_parser():
                       help='Module checkpoint PREFIX (PREFIX-symbol.json, PREFIX-NNNN.params)')
     what.add_argument('--epoch', type=int, help='Module checkpoint epoch')
     what.add_argument('--params', metavar='FILE',
-                      help='Gluon parameter file of --model (implies --api gluon)')
+                      help='Gluon parameter file of --model (--api gluon, the default '
+                           'here, or gluoncv)')
     what.add_argument('--table', metavar='DIR',
                       help='score every released checkpoint in DIR beside its published '
                            'figures')
@@ -247,31 +275,42 @@ def _what_was_scored(record, given):
     return dict((record or {}).get('model') or given)
 
 
+def _model_flags(typed, recorded):
+    """``{api, network, depth, ratio, use_se}`` of a Gluon parameter file: each typed flag,
+    else the value octconv-train recorded beside the file (``recorded``), else the
+    default (the Gluon API's default model, ratio 0, no SE)."""
+    api = typed.get('api', recorded.get('api', 'gluon'))
+    return {'api': api,
+            'network': typed.get('model', recorded.get('network') or default_model(api)),
+            'depth': None, 'ratio': typed.get('ratio', recorded.get('ratio', 0.)),
+            'use_se': typed.get('use_se', bool(recorded.get('use_se')))}
+
+
 def _load_checkpoint(args, typed, ctx):
     """``(net, what the flags say it is, its octconv-train record or None)`` for
     ``--params FILE`` (a Gluon model) or ``--checkpoint PREFIX --epoch N`` (a Module
     checkpoint); sets the preprocessing in ``args``. ValueError names a missing or
     contradicting flag."""
     if args.params:
-        if 'api' in typed and args.api != 'gluon':
+        if 'api' in typed and args.api == 'symbol':
             raise ValueError('--api %s: --params FILE is a Gluon parameter file (a Module '
                              'checkpoint is --checkpoint PREFIX --epoch N)' % args.api)
         if args.checkpoint or args.epoch is not None:
             raise ValueError('give either --params FILE (Gluon) or --checkpoint PREFIX '
                              '--epoch N (Module), not both')
-        name = args.model or default_model('gluon')
         record = _preprocessing(args, typed, preprocessing.prefix_of_params(args.params),
                                 'gluon')
-        net = load_gluon_model(name, args.ratio, args.params, ctx, args.use_se)
-        return net, {'api': 'gluon', 'network': name, 'depth': None, 'ratio': args.ratio,
-                     'use_se': args.use_se}, record
+        model = _model_flags(typed, (record or {}).get('model') or {})
+        net = load_gluon_model(model['network'], model['ratio'], args.params, ctx,
+                               model['use_se'], model['api'])
+        return net, model, record
     if args.checkpoint:
         if args.epoch is None:
             raise ValueError('--checkpoint %s: give the epoch to score with --epoch N'
                              % args.checkpoint)
         if 'api' in typed and args.api != 'symbol':
             raise ValueError('--api %s: --checkpoint PREFIX is a Module checkpoint (a Gluon '
-                             'model is --params FILE --model NAME)' % args.api)
+                             'or GluonCV model is --params FILE --model NAME)' % args.api)
         record = _preprocessing(args, typed, args.checkpoint, 'symbol')
         built = not os.path.isfile(args.checkpoint + '-symbol.json')
         network = args.model or default_model('symbol')

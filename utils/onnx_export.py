@@ -20,6 +20,8 @@ runs, but slowly: it optimizes graphs only as far as they let it.
 onnxruntime folds only a BatchNorm right after one convolution), exports and
 prepares the file. OpenVINO reads the same file.
 """
+import contextlib
+
 from .deploy import fold_batchnorm
 
 __all__ = ['export_onnx', 'prepare_for_onnxruntime', 'onnx_weights_as_constants',
@@ -40,9 +42,41 @@ def export_onnx(symbol, params, data_shape, path, fold=True):
     import numpy as np
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
-    mx.onnx.export_model(symbol, dict(params), [tuple(data_shape)], [np.float32], path)
+    with _weights_as_raw_bytes():
+        mx.onnx.export_model(symbol, dict(params), [tuple(data_shape)], [np.float32], path)
     prepare_for_onnxruntime(path)
     return path
+
+
+@contextlib.contextmanager
+def _weights_as_raw_bytes():
+    """For the duration, MXNet's exporter writes each weight as the raw bytes of its array
+    (``numpy_helper.from_array``) instead of through a Python list of its values, the same
+    tensor in the file 5-10x faster for large weights (VGG-16: 25 s to 4 s). Restored on
+    exit."""
+    import onnx
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    originals = {version: ops['null'] for version, ops in MXNetGraph.registry_.items()
+                 if 'null' in ops}
+
+    def convert(original):
+        def weights_and_inputs(node, **kwargs):
+            if kwargs['is_input']:
+                return original(node, **kwargs)
+            name = node['name']
+            array = kwargs['weights'][name]
+            kwargs['initializer'].append(onnx.numpy_helper.from_array(array, name))
+            info = onnx.helper.make_tensor_value_info(
+                name, onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
+            return [info], (array.dtype,)
+        return weights_and_inputs
+    for version, original in originals.items():
+        MXNetGraph.registry_[version]['null'] = convert(original)
+    try:
+        yield
+    finally:
+        for version, original in originals.items():
+            MXNetGraph.registry_[version]['null'] = original
 
 
 def prepare_for_onnxruntime(path):
