@@ -70,7 +70,7 @@ def test_label_smoothing_and_mixup_targets_by_hand():
                                        '--ratio', '0.375']])
 def test_loss_decreases_on_repeated_batches(tmp_path, api_args):
     config, _ = train_imagenet.parse_config(
-        api_args + ['--save-dir', str(tmp_path), '--num-epochs', '20', '--lr', '0.01',
+        api_args + ['--save-dir', str(tmp_path), '--num-epochs', '8', '--lr', '0.01',
                     '--warmup-epochs', '0', '--quiet', '--lr-mode', 'step', '--optimizer', 'sgd'])
     rng = np.random.RandomState(0)
     x = mx.nd.array(rng.randn(8, 3, 32, 32))
