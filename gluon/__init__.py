@@ -11,5 +11,6 @@ from .octavize import octavize
 from .model_zoo import (get_model, get_model_list, paper_ratio, register_gluoncv, released_file,
                         released_models)
 
-__all__ = ['nn', 'Backbone', 'octavize', 'get_model', 'get_model_list', 'paper_ratio', 'register_gluoncv',
-           'released_file', 'released_models', 'trainable_parameters', 'CheckpointMismatch']
+__all__ = ['nn', 'Backbone', 'octavize', 'get_model', 'get_model_list', 'paper_ratio',
+           'register_gluoncv', 'released_file', 'released_models', 'trainable_parameters',
+           'CheckpointMismatch']

@@ -74,8 +74,9 @@ def test_bench_runs_symbol_networks_in_both_graphs(capsys):
 
 def test_bench_times_chosen_variants_and_onnx_exports_in_other_runtimes(capsys, tmp_path,
                                                                       monkeypatch):
-    assert bench.main(GLUON + ['--model', 'resnet50_v1b', '--ratios', '0.5', '--batch-sizes', '1',
-                               '--train-batch', '2', '--input-size', '32', '--repeats', '1',
+    assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.5',
+                               '--batch-sizes', '1', '--train-batch', '2', '--input-size', '32',
+                               '--repeats', '1',
                                '--warmup', '1', '--variants', 'for_inference']) == 0
     rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith('{')]
     assert [r['variant'] for r in rows] == ['ratio 0 for_inference', 'ratio 0.5 for_inference']

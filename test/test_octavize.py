@@ -154,7 +154,7 @@ def _loss_falls(net, size, batch, lr, steps=2):
 # classifier and SqueezeNet's final pooling need 224 px), its batch and Adam's rate
 BEYOND = [('resnet18_v1b', 64, 8, 1e-3), ('resnet50_v1d', 64, 8, 1e-3),
           ('se_resnext50_32x4d', 64, 8, 1e-3), ('mobilenetv3_large', 64, 8, 1e-3),
-          ('vgg16_bn', 224, 4, 1e-4), ('squeezenet1.1', 224, 4, 1e-4)]
+          ('vgg16_bn', 224, 2, 1e-4), ('squeezenet1.1', 224, 4, 1e-4)]
 
 
 @pytest.mark.parametrize('name, train_size, batch, lr', BEYOND)
