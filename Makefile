@@ -32,8 +32,10 @@ demo: venv
 	$(VENV)/bin/octconv-flops --network resnetv2 --depth 26 --ratio 0.25 --input-size 32
 	@echo "curves: $(DEMO)/curves.png  log: $(DEMO)/log.jsonl  checkpoints: $(DEMO)/checkpoints"
 
+# Two worker processes (the machines this runs on have 2 cores and most tests use one); the
+# tests of a file stay in one worker, so that they share its module fixtures.
 test: fresh-venv
-	$(VENV)/bin/pytest -q -p no:cacheprovider -rs --durations=15 test
+	$(VENV)/bin/pytest -q -p no:cacheprovider -rs --durations=15 -n 2 --dist loadfile test
 
 # A short run for the other supported Pythons (CI): Eq. 4 in both APIs with gradients,
 # training in both APIs, one training run on the demo digits scored by octconv-score,

@@ -55,7 +55,8 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={'onnx': ONNX + ONNXRUNTIME,
                     'openvino': ONNX + ['openvino==2026.4.1'],
-                    'test': ['pytest==9.2.0', 'openvino==2026.4.1'] + ONNX + ONNXRUNTIME},
+                    'test': ['pytest==9.2.0', 'pytest-xdist==3.8.0', 'execnet==2.1.2',
+                             'openvino==2026.4.1'] + ONNX + ONNXRUNTIME},
     entry_points={'console_scripts': [
         'octconv-flops = octconv.train.flops_report:main',
         'octconv-summary = octconv.train.summary:main',
