@@ -40,14 +40,12 @@ def octavize(net, ratio, data_shape=(1, 3, 224, 224), policy=None, copy_weights=
                          'hybridizable has no graph to rewrite)' % type(net).__name__)
     try:
         symbol, _ = trace_block(net)
-        if outputs is not None:
-            symbol = _internal_outputs(symbol, outputs)
-    except ValueError:
-        raise
     except Exception as err:  # any failure of tracing means the block is not hybridizable
         raise ValueError('octavize: %s cannot be traced to a graph (is every child a '
                          'HybridBlock, with no NDArray-only code in hybrid_forward?): %s'
                          % (type(net).__name__, str(err).strip().splitlines()[0])) from None
+    if outputs is not None:
+        symbol = _internal_outputs(symbol, outputs)
     octave, origins = rewrite(symbol, ratio, data_shape, policy)
     block = SymbolBlock(octave, mx.sym.var('data'))
     sources = {p.name: p for p in net.collect_params().values()}
