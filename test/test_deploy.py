@@ -325,3 +325,75 @@ def test_onnx_weights_become_constants_with_the_same_outputs(tmp_path):
     assert [i.name for i in onnx.load(path).graph.input] == ['data']
     _assert_close(run(), before)
     _assert_close(before, _run(symbol, params, mx.nd.array(x)))
+
+
+@pytest.fixture(scope='module')
+def int8_case(tmp_path_factory):
+    """Oct-ResNet-50 at ratio 0.25, its float32 graph for 4 images of 64 px, and 4
+    calibration batches of demo digits."""
+    from octconv.utils import demo_data
+    shape = (4, 3, 64, 64)
+    symbol, params = _exported('resnet50_v1b', shape, tmp_path_factory.mktemp('int8'))
+    images, _ = demo_data.load_digits()
+    digits = np.kron(images[:16] / 255., np.ones((8, 8)))[:, None].repeat(3, axis=1)
+    return symbol, params, shape, [digits[i:i + 4].astype(np.float32) for i in range(0, 16, 4)]
+
+
+def _small_octave_case():
+    """A five-convolution network octavized at 0.25 (MXNet's entropy calibration takes
+    about half a second per layer), its float32 graph for 4 images of 32 px, and 2
+    calibration batches."""
+    from mxnet.gluon import nn
+    from octconv.gluon import octavize
+    mx.random.seed(1)
+    net = nn.HybridSequential()
+    for channels, stride in ((16, 1), (32, 1), (32, 2), (64, 1), (64, 2)):
+        net.add(nn.Conv2D(channels, 3, strides=stride, padding=1), nn.BatchNorm(),
+                nn.Activation('relu'))
+    net.add(nn.GlobalAvgPool2D(), nn.Dense(10))
+    shape = (4, 3, 32, 32)
+    octave = octavize(net, 0.25, data_shape=shape)
+    octave.initialize(mx.init.Xavier())
+    octave(mx.nd.zeros(shape))
+    params = {name: p.data() for name, p in octave.collect_params().items()}
+    batches = [np.random.RandomState(i).uniform(size=shape).astype(np.float32) for i in (0, 1)]
+    return octave(mx.sym.var('data')), params, shape, batches
+
+
+def _assert_int8_close(symbol, params, shape, batches, calib_mode, convolutions):
+    float32 = for_inference(symbol, params, shape, merge=False)
+    int8 = for_inference(symbol, params, shape, dtype='int8', calib_data=batches,
+                         calib_mode=calib_mode)
+    assert int8.inference_graph == 'int8 (%s calibration)' % calib_mode
+    ops = ops_of(int8(mx.sym.var('data')))
+    assert '_contrib_quantize_v2' in ops and ops.count('_sg_mkldnn_conv') >= convolutions
+    for batch in batches:
+        want = float32(mx.nd.array(batch)).asnumpy()
+        got = int8(mx.nd.array(batch)).asnumpy()
+        cosine = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+        assert cosine.min() > 0.98, cosine
+
+
+def test_int8_for_inference_stays_close_to_float32(int8_case):
+    _assert_int8_close(*int8_case, 'naive', convolutions=53)
+
+
+def test_int8_entropy_calibration_stays_close_to_float32():
+    _assert_int8_close(*_small_octave_case(), 'entropy', convolutions=5)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(), "dtype='int8' needs calib_data"),
+    (dict(calib_data=[]), 'calib_data holds no batch'),
+    (dict(calib_data=[np.zeros((4, 3, 64, 64)), np.zeros((2, 3, 64, 64))]),
+     'calibration batch 1 has shape (2, 3, 64, 64); data_shape is (4, 3, 64, 64)'),
+    (dict(calib_data=[np.zeros((4, 3, 64, 64))], calib_mode='kl'), "calib_mode must be"),
+    (dict(calib_data=[np.zeros((4, 3, 64, 64))], ctx=mx.gpu(0)), 'INT8 runs on the CPU'),
+])
+def test_int8_refuses_what_it_cannot_calibrate_with(int8_case, kwargs, message):
+    symbol, params, shape, _ = int8_case
+    with pytest.raises(ValueError) as err:
+        for_inference(symbol, params, shape, dtype='int8', **kwargs)
+    assert message in str(err.value)
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'int8'"):
+        for_inference(symbol, params, shape, dtype='float16')

@@ -285,7 +285,7 @@ def merge_summed_convolutions(symbol, params, data_shape, data_name='data'):
 
 
 def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merge='auto',
-                  fuse=True, ctx=None):
+                  fuse=True, ctx=None, dtype='float32', calib_data=None, calib_mode='naive'):
     """A hybridized ``SymbolBlock`` for inference: the same outputs, faster.
 
     ``symbol`` / ``params`` as for :func:`fold_batchnorm` (e.g. a Gluon model's
@@ -308,6 +308,13 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     The block returned says what was chosen: ``inference_graph`` (one of the names
     above) and ``inference_times`` (``{name: fastest pass in seconds}`` of the
     graphs timed, empty if none was).
+
+    ``dtype='int8'`` returns MXNet's INT8 graph instead (CPU only), calibrated on
+    ``calib_data``, an iterable of float32 arrays (NDArray or numpy) of ``data_shape``,
+    with ``calib_mode`` 'naive' (each layer's min and max) or 'entropy' (KL-divergence
+    thresholds); the BatchNorms are folded first (``fold``), the other passes are not
+    run. ValueError names a missing or misshapen calibration batch, a GPU ``ctx`` or an
+    unknown ``dtype``.
     """
     import mxnet as mx
     from .autotune import fastest
@@ -315,6 +322,10 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
         raise ValueError("for_inference: merge must be True, False or 'auto', not %r"
                          % (merge,))
     ctx = ctx or mx.cpu()
+    if dtype == 'int8':
+        return _int8_block(symbol, params, data_shape, calib_data, calib_mode, fold, ctx, mx)
+    if dtype != 'float32':
+        raise ValueError("for_inference: dtype must be 'float32' or 'int8', not %r" % (dtype,))
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
     if rewrite:
@@ -343,6 +354,55 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     net = blocks[name]
     net.inference_graph, net.inference_times = name, times
     return net
+
+
+def _int8_block(symbol, params, data_shape, calib_data, calib_mode, fold, ctx, mx):
+    """MXNet's INT8 SymbolBlock of ``symbol`` calibrated on ``calib_data`` (see
+    :func:`for_inference`)."""
+    import numpy as np
+    from mxnet.contrib.quantization import quantize_net_v2
+    if ctx.device_type != 'cpu':
+        raise ValueError('for_inference: INT8 runs on the CPU (MXNet\'s quantized operators '
+                         'are oneDNN ones); ctx is %s' % (ctx,))
+    if calib_mode not in ('naive', 'entropy'):
+        raise ValueError("for_inference: calib_mode must be 'naive' or 'entropy', not %r"
+                         % (calib_mode,))
+    batches = _calibration_batches(calib_data, data_shape)
+    if fold:
+        symbol, params, _ = fold_batchnorm(symbol, params)
+    fp32 = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    for name, param in fp32.collect_params().items():
+        param._load_init(params[name], ctx)
+    fp32.hybridize()
+    data = np.concatenate(batches)
+    net = quantize_net_v2(fp32, quantized_dtype='auto', calib_mode=calib_mode,
+                          calib_data=mx.io.NDArrayIter(data, batch_size=data_shape[0]),
+                          num_calib_examples=len(data), ctx=ctx, logger=None)
+    net.hybridize(static_alloc=True, static_shape=True)
+    net(mx.nd.zeros(data_shape, ctx=ctx)).wait_to_read()
+    net.inference_graph, net.inference_times = 'int8 (%s calibration)' % calib_mode, {}
+    return net
+
+
+def _calibration_batches(calib_data, data_shape):
+    """``calib_data`` as a list of float32 numpy arrays, each checked to be ``data_shape``."""
+    import numpy as np
+    if data_shape is None:
+        raise ValueError("for_inference: dtype='int8' needs data_shape, the (N, C, H, W) of "
+                         'the calibration batches and of the inputs')
+    if calib_data is None:
+        raise ValueError("for_inference: dtype='int8' needs calib_data: batches of float32 "
+                         'arrays of data_shape %s to calibrate with' % (tuple(data_shape),))
+    batches = []
+    for index, batch in enumerate(calib_data):
+        array = batch.asnumpy() if hasattr(batch, 'asnumpy') else np.asarray(batch)
+        if array.shape != tuple(data_shape):
+            raise ValueError('for_inference: calibration batch %d has shape %s; data_shape is '
+                             '%s' % (index, array.shape, tuple(data_shape)))
+        batches.append(array.astype(np.float32))
+    if not batches:
+        raise ValueError('for_inference: calib_data holds no batch')
+    return batches
 
 
 def _inference_block(symbol, params, data_shape, fuse, ctx, mx):
