@@ -15,8 +15,8 @@ import mxnet as mx
 from mxnet.gluon import nn
 from mxnet.gluon.block import HybridBlock
 
-from ..utils.octave import (OPTIMIZED, PATHS, activation, octave_conv, octave_pool,
-                            plan_octave_conv, upsample_like)
+from ..utils.octave import (OPTIMIZED, PATHS, activation, merge_pair, octave_conv,
+                            octave_pool, plan_octave_conv)
 
 __all__ = ['OctaveBlock', 'Conv2D', 'BatchNorm', 'Activation', 'AvgPool2D', 'MaxPool2D', 'SE',
            'Adapter', 'to_pair']
@@ -227,8 +227,4 @@ class Adapter(OctaveBlock):
     """
 
     def hybrid_forward(self, F, x_high, x_low=None):
-        if x_low is None:
-            return x_high
-        if x_high is None:
-            return x_low
-        return F.concat(x_high, upsample_like(F, x_low, x_high, graph=self.graph), dim=1)
+        return merge_pair(F, x_high, x_low, graph=self.graph)

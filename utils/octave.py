@@ -45,7 +45,7 @@ from collections import namedtuple
 
 __all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
            'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
-           'downsample', 'upsample_like', 'half_grid', 'octave_pool',
+           'downsample', 'upsample_like', 'merge_pair', 'half_grid', 'octave_pool',
            'GRAPHS', 'Graph', 'OPTIMIZED', 'graph_options', 'crops_are_noops',
            'add', 'activation', 'sum_pairs', 'concat_pairs', 'concat_channels', 'UNCOUNTED']
 
@@ -348,6 +348,18 @@ def upsample_like(F, x, like, name=None, graph=OPTIMIZED):
     if like is None or graph.skips_crops:
         return up
     return F.slice_like(up, like, axes=(2, 3), name=None if name is None else name + '_crop')
+
+
+def merge_pair(F, high, low, name=None, graph=OPTIMIZED):
+    """One map (N, C_h + C_l, H, W) of the pair: ``high`` (N, C_h, H, W) followed by ``low``
+    (N, C_l, ceil(H/2), ceil(W/2)) upsampled (nearest) to ``high``'s size; a lone part is
+    returned as it is."""
+    if low is None:
+        return high
+    if high is None:
+        return low
+    up = upsample_like(F, low, high, name=None if name is None else name + '_low', graph=graph)
+    return concat_channels(F, (high, up), name=name)
 
 
 def half_grid(F, x, name=None):

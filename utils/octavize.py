@@ -34,10 +34,10 @@ import math
 from collections import namedtuple
 
 from .flops import attr_is_true, attr_tuple, node_shapes
-from .octave import (OPTIMIZED, check_ratio, concat_channels, downsample, octave_conv,
-                     octave_pool, plan_octave_conv, split_channels, upsample_like)
+from .octave import (OPTIMIZED, check_ratio, concat_channels, downsample, merge_pair,
+                     octave_conv, octave_pool, plan_octave_conv, split_channels)
 
-__all__ = ['Layer', 'POLICIES', 'Origin', 'rewrite', 'merge', 'split_like']
+__all__ = ['Layer', 'POLICIES', 'Origin', 'rewrite', 'split_like']
 
 POLICIES = ('paper', 'split-stem')
 
@@ -121,13 +121,6 @@ def _part_name(name, part):
     suffix = next((s for s in _SUFFIXES if name.endswith('_' + s)), name.rpartition('_')[2])
     stem = name[:-len(suffix) - 1]
     return '%s_%s_%s' % (stem, part, suffix) if stem else '%s_%s' % (name, part)
-
-
-def merge(F, high, low, name):
-    """One map (N, C_h + C_l, H, W) of the pair: ``high`` beside ``low`` (N, C_l, ceil(H/2),
-    ceil(W/2)) upsampled (nearest) to ``high``'s size; the channel order is high, low."""
-    up = upsample_like(F, low, high, name=name + '_merge_low')
-    return concat_channels(F, (high, up), name=name + '_merge')
 
 
 def split_like(F, x, count, channels, spatial, name):
@@ -261,7 +254,7 @@ class _Rewriter:
         return shape[1] if len(shape) > 1 else 0
 
     def _single(self, value, name):
-        return merge(self.F, value.high, value.low, name) if value.is_pair else value.high
+        return merge_pair(self.F, value.high, value.low, name + '_merge')
 
     def _copy(self, i, node, inputs):
         """The node as it was, on single inputs (pairs merged first)."""
