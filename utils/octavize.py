@@ -157,11 +157,12 @@ class _Rewriter:
 
     # -- placement ------------------------------------------------------------------------
     def _placement(self, data_shape):
-        """Per node: its output stride, whether a convolution or a global pooling comes
-        before it, and the policy's ratio for every convolution."""
+        """Per node: its output stride, whether it pools globally (``is_global``), whether
+        a convolution or a global pooling comes before it, and the policy's ratio for every
+        convolution."""
         size = data_shape[2]
         consumers = {i: [] for i in range(len(self.nodes))}
-        after_conv, after_global, self.stride = {}, {}, {}
+        after_conv, after_global, self.is_global, self.stride = {}, {}, {}, {}
         for i, node in enumerate(self.nodes):
             sources = [e[0] for e in node['inputs']]
             for j in sources:
@@ -170,10 +171,11 @@ class _Rewriter:
                                 for j in sources)
             shape = self.shapes[(i, 0)]
             reduced = len(shape) != 4 or shape[2] * shape[3] == 1
-            after_global[i] = reduced and any(after_global[j] or self._is_global(j)
+            after_global[i] = reduced and any(after_global[j] or self.is_global[j]
                                               for j in sources)
-            if after_global[i] or self._is_global(i) or node['op'] in ('FullyConnected',
-                                                                        'Flatten', 'flatten'):
+            self.is_global[i] = self._is_global(i)
+            if after_global[i] or self.is_global[i] or node['op'] in (
+                    'FullyConnected', 'Flatten', 'flatten'):
                 self.stride[i] = math.inf
             elif len(shape) == 4 and shape[2] > 0:
                 self.stride[i] = 2 ** round(math.log2(size / shape[2]))
@@ -276,13 +278,13 @@ class _Rewriter:
         if not any(v.is_pair for v in inputs):
             return self._copy(i, node, inputs)
         if op == 'BatchNorm':
-            return [self._batch_norm(i, node, inputs)]
+            return [self._batch_norm(node, inputs)]
         if (op in _UNARY or _nearest_upsampling(node)) and len(node['inputs']) == 1:
             return [self._per_part(node, inputs)]
         if op in _BINARY:
             return [self._per_part(node, self._alike(node, inputs))]
         if op in ('Concat', 'concat'):
-            return [self._concat(i, node, inputs)]
+            return [self._concat(node, inputs)]
         if op == 'Pooling' or op == '_contrib_AdaptiveAvgPooling2D':
             return [self._pooling(i, node, inputs)]
         if op in _MERGING:
@@ -323,7 +325,7 @@ class _Rewriter:
             out.append(_Value(high, low, like.channels))
         return out
 
-    def _concat(self, i, node, inputs):
+    def _concat(self, node, inputs):
         dim = int(node.get('attrs', {}).get('dim', 1))
         if dim != 1:
             raise ValueError('octavize: node %s (operator %s) joins octave pairs along axis '
@@ -349,7 +351,7 @@ class _Rewriter:
         value = inputs[0]
         attrs = node.get('attrs', {})
         name = node['name']
-        if self._is_global(i):             # each part pooled, then joined: one (N, C, 1, 1)
+        if self.is_global[i]:              # each part pooled, then joined: one (N, C, 1, 1)
             parts = [_call(node['op'], [x], '%s_%s' % (name, part), attrs)
                      for part, x in (('h', value.high), ('l', value.low))]
             return _Value(concat_channels(self.F, parts, name=name), None,
@@ -368,7 +370,7 @@ class _Rewriter:
                                 **kwargs)
         return _Value(high, low, value.channels)
 
-    def _new_param(self, node_index, original, part, shape, index):
+    def _new_param(self, original, part, shape, index):
         """A variable for ``part`` of the parameter node ``original`` (its attributes
         but shape), recorded with its origin."""
         source = self.nodes[original]
@@ -377,14 +379,14 @@ class _Rewriter:
         self.origins[name] = Origin(source['name'], index)
         return self.F.var(name, shape=shape, attr=attrs or None)
 
-    def _batch_norm(self, i, node, inputs):
+    def _batch_norm(self, node, inputs):
         value = inputs[0]
         attrs = node.get('attrs', {})
         outs = []
         offsets = (0, value.channels[0], sum(value.channels))
         for k, (part, x) in enumerate((('h', value.high), ('l', value.low))):
             window = (slice(offsets[k], offsets[k + 1]),)
-            params = [self._new_param(i, entry[0], part, (value.channels[k],), window)
+            params = [self._new_param(entry[0], part, (value.channels[k],), window)
                       for entry in node['inputs'][1:]]
             outs.append(_call('BatchNorm', [x] + params, '%s_%s' % (node['name'], part),
                               attrs))
@@ -421,9 +423,9 @@ class _Rewriter:
             window = ((bounds_out[path[2]],) + (() if depthwise else (bounds_in[path[0]],))
                       if copyable else None)
             params[path] = (
-                self._new_param(i, weight, path, spec.weight_shape(path), window),
+                self._new_param(weight, path, spec.weight_shape(path), window),
                 None if not p.use_bias else
-                self._new_param(i, bias, path, (p.channels,),
+                self._new_param(bias, path, (p.channels,),
                                 None if window is None else window[:1]))
         high, low = octave_conv(self.F, spec, value.high, value.low, params, name=name,
                                 graph=OPTIMIZED)
