@@ -370,10 +370,7 @@ def _int8_block(symbol, params, data_shape, calib_data, calib_mode, fold, ctx, m
     batches = _calibration_batches(calib_data, data_shape)
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
-    fp32 = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
-    for name, param in fp32.collect_params().items():
-        param._load_init(params[name], ctx)
-    fp32.hybridize()
+    fp32 = _inference_block(symbol, params, None, False, ctx, mx)   # quantization fuses
     data = np.concatenate(batches)
     net = quantize_net_v2(fp32, quantized_dtype='auto', calib_mode=calib_mode,
                           calib_data=mx.io.NDArrayIter(data, batch_size=data_shape[0]),
