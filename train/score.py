@@ -73,14 +73,21 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=0
                  % (network, depth, ratio, prefix))
     if 'softmax_label' in symbol.list_arguments():
         symbol = symbol.get_children()[0]          # the logits under SoftmaxOutput
-    arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, input_size, input_size))
-    expected = dict(zip(symbol.list_arguments(), arg_shapes))
-    expected.update(zip(symbol.list_auxiliary_states(), aux_shapes))
-    expected.pop('data')
+    expected = _parameter_shapes(symbol, (1, 3, input_size, input_size))
     check_parameters(weights, expected, model, params, ignore_extra=True)
     net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
     net.collect_params().load_dict(weights, ctx=ctx, ignore_extra=True, filename=params)
     return net
+
+
+def _parameter_shapes(symbol, data_shape):
+    """``{name: shape}`` of every parameter and auxiliary state of ``symbol`` for an input
+    ``data`` of ``data_shape``."""
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=data_shape)
+    shapes = dict(zip(symbol.list_arguments(), arg_shapes))
+    shapes.update(zip(symbol.list_auxiliary_states(), aux_shapes))
+    shapes.pop('data')
+    return shapes
 
 
 def load_gluon_model(name, ratio, params, ctx, use_se=False, api='gluon'):
@@ -104,10 +111,7 @@ def _load_converted(name, ratio, weights, source, ctx):
     and loaded."""
     def expected(classes):
         net = build_model('gluoncv', name, ratio=ratio, classes=classes)
-        symbol, _ = trace_block(net)
-        shapes, _, aux = symbol.infer_shape(data=(1, 3, 224, 224))
-        by_name = dict(zip(symbol.list_arguments(), shapes))
-        by_name.update(zip(symbol.list_auxiliary_states(), aux))
+        by_name = _parameter_shapes(trace_block(net)[0], (1, 3, 224, 224))
         return net, {key: by_name[param.name]
                      for key, param in net._collect_params_with_prefix().items()}
     _, shapes = expected(1000)
