@@ -6,8 +6,9 @@ import pytest
 from conftest import ops_of, small_model
 from octconv.symbol import get_linear
 from octconv.utils.deploy import (fold_batchnorm, for_inference, merge_summed_convolutions,
+                                  pooling_as_convolution,
                                   upsampling_as_deconvolution, upsampling_first)
-from octconv.utils.onnx_export import export_onnx, onnx_weights_as_constants
+from octconv.utils.onnx_export import export_onnx, int8_graph, onnx_weights_as_constants
 
 
 def _randomised(params, seed=0):
@@ -159,6 +160,32 @@ def test_upsampling_as_deconvolution_repeats_each_pixel(scale):
     conv_out = _run(conv, params, x)
     want = conv_out.repeat(scale, axis=2).repeat(scale, axis=3)     # numpy nearest upsampling
     np.testing.assert_array_equal(_run(rewritten, new_params, x), want)
+
+
+@pytest.mark.parametrize('size', [2, 3])
+def test_pooling_as_convolution_averages_each_window(size):
+    data = mx.sym.var('data')
+    pooled = mx.sym.Pooling(data, kernel=(size, size), stride=(size, size), pool_type='avg',
+                            pooling_convention='full', name='pool')
+    shape = (2, 5, 6, 12)
+    rewritten, params, names = pooling_as_convolution(pooled, {}, shape)
+    assert names == ['pool'] and ops_of(rewritten).count('Convolution') == 1
+    assert params['pool_weight'].shape == (5, 1, size, size)
+    x = np.random.RandomState(size).uniform(-1, 1, shape)
+    # numpy: the mean of each size x size window
+    want = x.reshape(2, 5, 6 // size, size, 12 // size, size).mean(axis=(3, 5))
+    np.testing.assert_allclose(_run_on(rewritten, params, x), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('case', ['odd side', 'padded', 'max', 'global', 'stride 1'])
+def test_pooling_that_is_not_a_whole_window_average_stays(case):
+    kwargs = dict(kernel=(2, 2), stride=(2, 2), pool_type='avg', pooling_convention='full')
+    kwargs.update({'padded': dict(pad=(1, 1)), 'max': dict(pool_type='max'),
+                   'global': dict(global_pool=True), 'stride 1': dict(stride=(1, 1))}.get(case, {}))
+    pooled = mx.sym.Pooling(mx.sym.var('data'), name='pool', **kwargs)
+    shape = (1, 3, 7 if case == 'odd side' else 8, 8)
+    rewritten, _, names = pooling_as_convolution(pooled, {}, shape)
+    assert names == [] and ops_of(rewritten).count('Pooling') == 1
 
 
 def _conv(data, name, num_filter=4, kernel=(3, 3), pad=(1, 1), stride=(1, 1)):
@@ -363,8 +390,8 @@ def _small_octave_case():
 def _assert_int8_close(symbol, params, shape, batches, calib_mode, convolutions):
     float32 = for_inference(symbol, params, shape, merge=False)
     int8 = for_inference(symbol, params, shape, dtype='int8', calib_data=batches,
-                         calib_mode=calib_mode)
-    assert int8.inference_graph == 'int8 (%s calibration)' % calib_mode
+                         calib_mode=calib_mode, merge=True)
+    assert (int8.inference_graph, int8.calib_mode) == ('merged', calib_mode)
     ops = ops_of(int8(mx.sym.var('data')))
     assert '_contrib_quantize_v2' in ops and ops.count('_sg_mkldnn_conv') >= convolutions
     for batch in batches:
@@ -383,7 +410,7 @@ def test_int8_entropy_calibration_stays_close_to_float32():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    (dict(), "dtype='int8' needs calib_data"),
+    (dict(), 'INT8 needs calib_data'),
     (dict(calib_data=[]), 'calib_data holds no batch'),
     (dict(calib_data=[np.zeros((4, 3, 64, 64)), np.zeros((2, 3, 64, 64))]),
      'calibration batch 1 has shape (2, 3, 64, 64); data_shape is (4, 3, 64, 64)'),
@@ -397,3 +424,73 @@ def test_int8_refuses_what_it_cannot_calibrate_with(int8_case, kwargs, message):
     assert message in str(err.value)
     with pytest.raises(ValueError, match="dtype must be 'float32' or 'int8'"):
         for_inference(symbol, params, shape, dtype='float16')
+
+
+def _cosines(want, got):
+    """Cosine similarity of each row of ``want`` with the same row of ``got``."""
+    return (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+
+
+def test_int8_onnx_runs_in_int8_close_to_float32_and_to_mxnet_int8(int8_case, tmp_path):
+    import onnx
+    symbol, params, shape, batches = int8_case
+    rewritten, rewritten_params = int8_graph(symbol, params, shape)   # same function
+    x = mx.nd.array(batches[0])
+    _assert_close(_run(rewritten, rewritten_params, x), _run(symbol, params, x))
+    # every 2x2 average pooling became a convolution: the stem's max and the global remain
+    assert ops_of(symbol).count('Pooling') > 2 and ops_of(rewritten).count('Pooling') == 2
+    path = export_onnx(symbol, params, shape, str(tmp_path / 'int8.onnx'), quantize='int8',
+                       calib_data=batches)
+    optimized = str(tmp_path / 'optimized.onnx')
+    session = _onnx_session(path, optimized)
+    ops = [(n.domain, n.op_type) for n in onnx.load(optimized).graph.node]
+    # onnxruntime quantizes the input once, runs every operator in INT8, dequantizes once
+    assert ops.count(('', 'QuantizeLinear')) == ops.count(('', 'DequantizeLinear')) == 1
+    assert ops.count(('com.microsoft', 'QLinearConv')) >= 53 and ('', 'Conv') not in ops
+    assert not {op for _, op in ops} & {'AveragePool', 'QLinearAveragePool', 'Add', 'Concat'}
+    mxnet_int8 = for_inference(symbol, params, shape, dtype='int8', calib_data=batches,
+                               merge=True)
+    for batch in batches:
+        want = _run(symbol, params, mx.nd.array(batch))
+        got = session.run(None, {'data': batch})[0]
+        assert _cosines(want, got).min() > 0.98
+        assert _cosines(mxnet_int8(mx.nd.array(batch)).asnumpy(), got).min() > 0.98
+
+
+def test_int8_onnx_reads_in_openvino(int8_case, tmp_path):
+    from octconv.utils.onnx_export import import_openvino
+    symbol, params, shape, batches = int8_case
+    path = export_onnx(symbol, params, shape, str(tmp_path / 'int8.onnx'), quantize='int8',
+                       calib_data=batches[:1])
+    core = import_openvino().Core()
+    request = core.compile_model(core.read_model(path), 'CPU').create_infer_request()
+    got = request.infer({0: batches[1]})[0]
+    want = _onnx_session(path).run(None, {'data': batches[1]})[0]
+    assert _cosines(want, got).min() > 0.98
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(quantize='int4'), "quantize must be None or 'int8'"),
+    (dict(quantize='int8'), 'export_onnx: INT8 needs calib_data'),
+    (dict(quantize='int8', calib_data=[np.zeros((1, 3, 64, 64))]),
+     'export_onnx: calibration batch 0 has shape (1, 3, 64, 64); data_shape is (4, 3, 64, 64)'),
+    (dict(quantize='int8', calib_data=[np.zeros((4, 3, 64, 64))], calib_mode='minmax'),
+     "calib_mode must be 'naive' or 'entropy'"),
+])
+def test_int8_onnx_refuses_what_it_cannot_calibrate_with(int8_case, kwargs, message, tmp_path):
+    symbol, params, shape, _ = int8_case
+    with pytest.raises(ValueError) as err:
+        export_onnx(symbol, params, shape, str(tmp_path / 'm.onnx'), **kwargs)
+    assert message in str(err.value)
+    assert not list(tmp_path.iterdir())             # nothing written
+
+
+def test_int8_onnx_without_onnxruntime_says_so(int8_case, tmp_path, monkeypatch):
+    import sys
+    import onnxruntime
+    symbol, params, shape, batches = int8_case
+    monkeypatch.delattr(onnxruntime, 'quantization', raising=False)
+    monkeypatch.setitem(sys.modules, 'onnxruntime.quantization', None)   # import fails
+    with pytest.raises(RuntimeError, match="onnxruntime's quantization.*octconv\\[onnx\\]"):
+        export_onnx(symbol, params, shape, str(tmp_path / 'm.onnx'), quantize='int8',
+                    calib_data=batches)

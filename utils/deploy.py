@@ -31,8 +31,8 @@ import numpy as np
 
 from .flops import attr_is_true, attr_tuple, node_shapes
 
-__all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'upsampling_first',
-           'merge_summed_convolutions', 'for_inference']
+__all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'pooling_as_convolution',
+           'upsampling_first', 'merge_summed_convolutions', 'for_inference']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
 
@@ -191,6 +191,43 @@ def upsampling_as_deconvolution(symbol, params):
     return new_symbol, new_params, rewritten
 
 
+def pooling_as_convolution(symbol, params, data_shape, data_name='data'):
+    """Average pooling with a ``k x k`` window and stride ``k`` (an octave layer's 2x2
+    downsampling) as a depthwise ``k x k`` stride-``k`` Convolution with weights
+    ``1/k^2``: the same output, up to float rounding.
+
+    Rewrites each such ``Pooling`` without padding whose input's height and width are
+    multiples of ``k`` for input ``data_name`` of ``data_shape`` (N, C, H, W), so that
+    no window is partial. In INT8 it pays: oneDNN and onnxruntime run an INT8
+    depthwise convolution several times faster than their INT8 average pooling (see
+    ``docs/deployment.md``). The weights are new parameters ``<pooling>_weight``.
+    Returns ``(symbol, params, rewritten)`` as :func:`fold_batchnorm` does.
+    """
+    graph = json.loads(symbol.tojson())
+    nodes, values, rewritten = graph['nodes'], _numpy(params), []
+    shapes = _output_shapes(graph, data_shape, data_name)
+    for node in list(nodes):
+        attrs = node.get('attrs', {})
+        kernel, stride = attr_tuple(attrs.get('kernel')), attr_tuple(attrs.get('stride'))
+        shape = shapes.get(tuple(node['inputs'][0][:2])) if node['op'] == 'Pooling' else None
+        if shape is None or attrs.get('pool_type', 'max') != 'avg' or \
+                attr_is_true(attrs.get('global_pool', False)) or len(kernel) != 2 or \
+                kernel != stride or kernel[0] != kernel[1] or any(attr_tuple(attrs.get('pad'))) \
+                or attrs.get('layout', 'NCHW') != 'NCHW' or shape[2] % kernel[0] or \
+                shape[3] % kernel[1]:
+            continue
+        channels, size = shape[1], kernel[0]
+        weight = _add_param(nodes, values, node['name'] + '_weight',
+                            np.full((channels, 1, size, size), 1. / size ** 2, np.float32))
+        node['op'] = 'Convolution'
+        node['attrs'] = {'kernel': str(kernel), 'stride': str(kernel), 'num_filter': str(channels),
+                         'num_group': str(channels), 'no_bias': 'True'}
+        node['inputs'] = node['inputs'][:1] + [weight]
+        rewritten.append(node['name'])
+    new_symbol, new_params = _finish(graph, values)
+    return new_symbol, new_params, rewritten
+
+
 def upsampling_first(symbol, params, max_channel_ratio=0.25):
     """Nearest upsampling moved in front of the 1x1 convolution it follows:
     ``up(conv1x1(X))`` becomes ``conv1x1(up(X))`` (the same output, bit for bit: each
@@ -312,9 +349,12 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     ``dtype='int8'`` returns MXNet's INT8 graph instead (CPU only), calibrated on
     ``calib_data``, an iterable of float32 arrays (NDArray or numpy) of ``data_shape``,
     with ``calib_mode`` 'naive' (each layer's min and max) or 'entropy' (KL-divergence
-    thresholds); the BatchNorms are folded first (``fold``), the other passes are not
-    run. ValueError names a missing or misshapen calibration batch, a GPU ``ctx`` or an
-    unknown ``dtype``.
+    thresholds). The same graphs are built first (``fold``, ``rewrite``, ``merge``;
+    ``fuse`` is part of quantization), each is quantized, and ``'auto'`` times the
+    INT8 graphs: merging matters more in INT8, where MXNet runs the nearest upsampling
+    and the sums between the quantized convolutions (``docs/deployment.md``). The
+    block also says ``calib_mode``. ValueError names a missing or misshapen
+    calibration batch, a GPU ``ctx``, an unknown ``dtype`` or ``calib_mode``.
     """
     import mxnet as mx
     from .autotune import fastest
@@ -322,10 +362,33 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
         raise ValueError("for_inference: merge must be True, False or 'auto', not %r"
                          % (merge,))
     ctx = ctx or mx.cpu()
-    if dtype == 'int8':
-        return _int8_block(symbol, params, data_shape, calib_data, calib_mode, fold, ctx, mx)
-    if dtype != 'float32':
+    if dtype not in ('float32', 'int8'):
         raise ValueError("for_inference: dtype must be 'float32' or 'int8', not %r" % (dtype,))
+    if dtype == 'int8':
+        batches = _int8_checks(calib_data, data_shape, calib_mode, ctx, 'for_inference')
+    graphs = _graphs(symbol, params, data_shape, fold, rewrite, merge)
+    if dtype == 'int8':
+        blocks = {name: _int8_block(graph_symbol, graph_params, data_shape, batches, calib_mode,
+                                    ctx, mx)
+                  for name, (graph_symbol, graph_params) in graphs.items()}
+    else:
+        blocks = {name: _inference_block(graph_symbol, graph_params, data_shape, fuse, ctx, mx)
+                  for name, (graph_symbol, graph_params) in graphs.items()}
+    name, times = next(iter(blocks)), {}
+    if len(blocks) > 1:
+        data = mx.nd.random.uniform(-1, 1, shape=data_shape, ctx=ctx)
+        names = list(blocks)
+        index, seconds = fastest([lambda b=blocks[n]: b(data).wait_to_read() for n in names])
+        name, times = names[index], dict(zip(names, seconds))
+    net = blocks[name]
+    net.inference_graph, net.inference_times = name, times
+    if dtype == 'int8':
+        net.calib_mode = calib_mode
+    return net
+
+
+def _graphs(symbol, params, data_shape, fold, rewrite, merge):
+    """``{name: (symbol, params)}``: the graphs :func:`for_inference` builds or picks among."""
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
     if rewrite:
@@ -343,33 +406,26 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     if merge and not auto:
         last = list(graphs)[-1]
         graphs = {last: graphs[last]}
-    blocks = {name: _inference_block(graph_symbol, graph_params, data_shape, fuse, ctx, mx)
-              for name, (graph_symbol, graph_params) in graphs.items()}
-    name, times = next(iter(blocks)), {}
-    if len(blocks) > 1:
-        data = mx.nd.random.uniform(-1, 1, shape=data_shape, ctx=ctx)
-        names = list(blocks)
-        index, seconds = fastest([lambda b=blocks[n]: b(data).wait_to_read() for n in names])
-        name, times = names[index], dict(zip(names, seconds))
-    net = blocks[name]
-    net.inference_graph, net.inference_times = name, times
-    return net
+    return graphs
 
 
-def _int8_block(symbol, params, data_shape, calib_data, calib_mode, fold, ctx, mx):
-    """MXNet's INT8 SymbolBlock of ``symbol`` calibrated on ``calib_data`` (see
+def _int8_checks(calib_data, data_shape, calib_mode, ctx, caller):
+    """The calibration batches (:func:`_calibration_batches`), after checking that INT8
+    can run on ``ctx`` (None: the CPU) and that ``calib_mode`` is known."""
+    if ctx is not None and ctx.device_type != 'cpu':
+        raise ValueError('%s: INT8 runs on the CPU (MXNet\'s quantized operators are oneDNN '
+                         'ones); ctx is %s' % (caller, ctx))
+    if calib_mode not in ('naive', 'entropy'):
+        raise ValueError("%s: calib_mode must be 'naive' or 'entropy', not %r"
+                         % (caller, calib_mode))
+    return _calibration_batches(calib_data, data_shape, caller)
+
+
+def _int8_block(symbol, params, data_shape, batches, calib_mode, ctx, mx):
+    """MXNet's INT8 SymbolBlock of ``symbol`` calibrated on ``batches`` (see
     :func:`for_inference`)."""
     import numpy as np
     from mxnet.contrib.quantization import quantize_net_v2
-    if ctx.device_type != 'cpu':
-        raise ValueError('for_inference: INT8 runs on the CPU (MXNet\'s quantized operators '
-                         'are oneDNN ones); ctx is %s' % (ctx,))
-    if calib_mode not in ('naive', 'entropy'):
-        raise ValueError("for_inference: calib_mode must be 'naive' or 'entropy', not %r"
-                         % (calib_mode,))
-    batches = _calibration_batches(calib_data, data_shape)
-    if fold:
-        symbol, params, _ = fold_batchnorm(symbol, params)
     fp32 = _inference_block(symbol, params, None, False, ctx, mx)   # quantization fuses
     data = np.concatenate(batches)
     net = quantize_net_v2(fp32, quantized_dtype='auto', calib_mode=calib_mode,
@@ -377,28 +433,27 @@ def _int8_block(symbol, params, data_shape, calib_data, calib_mode, fold, ctx, m
                           num_calib_examples=len(data), ctx=ctx, logger=None)
     net.hybridize(static_alloc=True, static_shape=True)
     net(mx.nd.zeros(data_shape, ctx=ctx)).wait_to_read()
-    net.inference_graph, net.inference_times = 'int8 (%s calibration)' % calib_mode, {}
     return net
 
 
-def _calibration_batches(calib_data, data_shape):
+def _calibration_batches(calib_data, data_shape, caller):
     """``calib_data`` as a list of float32 numpy arrays, each checked to be ``data_shape``."""
     import numpy as np
     if data_shape is None:
-        raise ValueError("for_inference: dtype='int8' needs data_shape, the (N, C, H, W) of "
-                         'the calibration batches and of the inputs')
+        raise ValueError("%s: INT8 needs data_shape, the (N, C, H, W) of the calibration "
+                         'batches and of the inputs' % caller)
     if calib_data is None:
-        raise ValueError("for_inference: dtype='int8' needs calib_data: batches of float32 "
-                         'arrays of data_shape %s to calibrate with' % (tuple(data_shape),))
+        raise ValueError('%s: INT8 needs calib_data: batches of float32 arrays of data_shape '
+                         '%s to calibrate with' % (caller, tuple(data_shape)))
     batches = []
     for index, batch in enumerate(calib_data):
         array = batch.asnumpy() if hasattr(batch, 'asnumpy') else np.asarray(batch)
         if array.shape != tuple(data_shape):
-            raise ValueError('for_inference: calibration batch %d has shape %s; data_shape is '
-                             '%s' % (index, array.shape, tuple(data_shape)))
+            raise ValueError('%s: calibration batch %d has shape %s; data_shape is %s'
+                             % (caller, index, array.shape, tuple(data_shape)))
         batches.append(array.astype(np.float32))
     if not batches:
-        raise ValueError('for_inference: calib_data holds no batch')
+        raise ValueError('%s: calib_data holds no batch' % caller)
     return batches
 
 

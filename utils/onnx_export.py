@@ -21,31 +21,140 @@ onnxruntime folds only a BatchNorm right after one convolution), exports and
 prepares the file. OpenVINO reads the same file.
 """
 import contextlib
+import os
+import shutil
+import tempfile
 
-from .deploy import fold_batchnorm
+from .deploy import (_int8_checks, fold_batchnorm, merge_summed_convolutions,
+                     pooling_as_convolution, upsampling_first)
 
-__all__ = ['export_onnx', 'prepare_for_onnxruntime', 'onnx_weights_as_constants',
+__all__ = ['export_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime', 'onnx_weights_as_constants',
            'import_openvino']
 
 # The opset of the operators MXNet 1.9.1's exporter writes.
 EXPORTER_OPSET = 13
 
 
-def export_onnx(symbol, params, data_shape, path, fold=True):
+def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, calib_data=None,
+                calib_mode='naive'):
     """Write ``symbol`` with ``params`` ({name: NDArray}) to the ONNX file ``path``.
 
     ``data_shape`` is the (N, C, H, W) of the input ``data``; ``fold`` folds the
     BatchNorms first. The file is ready for onnxruntime (:func:`prepare_for_onnxruntime`)
     and OpenVINO. Needs the ``onnx`` package. Returns ``path``.
+
+    ``quantize='int8'`` writes an INT8 file instead (:func:`quantize_int8`), calibrated on
+    ``calib_data`` (an iterable of float32 arrays of ``data_shape``) with ``calib_mode``
+    'naive' (min and max) or 'entropy'; it needs ``onnxruntime`` too.
     """
     import mxnet as mx
     import numpy as np
+    if quantize not in (None, 'int8'):
+        raise ValueError("export_onnx: quantize must be None or 'int8', not %r" % (quantize,))
+    if quantize:
+        batches = _int8_checks(calib_data, data_shape, calib_mode, None, 'export_onnx')
+        _import_quantization()
+        symbol, params = int8_graph(symbol, params, data_shape, fold)
+        fold = False
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
-    with _weights_as_raw_bytes():
-        mx.onnx.export_model(symbol, dict(params), [tuple(data_shape)], [np.float32], path)
-    prepare_for_onnxruntime(path)
+    with tempfile.TemporaryDirectory(prefix='octconv-onnx-') as folder:
+        float32 = os.path.join(folder, 'float32.onnx')
+        with _weights_as_raw_bytes():
+            mx.onnx.export_model(symbol, dict(params), [tuple(data_shape)], [np.float32],
+                                 float32)
+        prepare_for_onnxruntime(float32)
+        if quantize:
+            quantize_int8(float32, float32, batches, calib_mode)
+        _copy_atomically(float32, path)
     return path
+
+
+def int8_graph(symbol, params, data_shape, fold=True):
+    """``(symbol, params)``: the graph :func:`export_onnx` quantizes, the same outputs in
+    float32: BatchNorms folded (``fold``), each nearest upsampling that follows a 1x1
+    convolution with at most a quarter as many inputs as outputs moved in front of it
+    (:func:`~octconv.utils.deploy.upsampling_first`), summed convolutions merged
+    (:func:`~octconv.utils.deploy.merge_summed_convolutions`) and 2x2 average pooling
+    as a depthwise convolution (:func:`~octconv.utils.deploy.pooling_as_convolution`).
+    onnxruntime's INT8 ``Resize`` and ``QLinearAveragePool`` are slow next to its INT8
+    convolutions: these forms run fewer of the first and none of the second.
+    """
+    if fold:
+        symbol, params, _ = fold_batchnorm(symbol, params)
+    symbol, params, _ = upsampling_first(symbol, params)
+    symbol, params, _ = merge_summed_convolutions(symbol, params, data_shape)
+    symbol, params, _ = pooling_as_convolution(symbol, params, data_shape)
+    return symbol, params
+
+
+def quantize_int8(source, path, batches, calib_mode='naive'):
+    """onnxruntime's static quantization of the float32 ONNX file ``source`` into ``path``
+    (which may be ``source``): QDQ format, weights INT8 per output channel with 7 bits
+    (``reduce_range``: CPUs without VNNI sum pairs of 8-bit products in 16 bits, which
+    full-range weights can overflow), activations UINT8 with ranges from ``batches``
+    (float32 arrays fed as ``data``) by ``calib_mode`` 'naive' (min and max) or
+    'entropy'. Every operator onnxruntime can run in INT8 is quantized."""
+    quantization = _import_quantization()
+
+    class Batches(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {'data': batch}
+    method = {'naive': quantization.CalibrationMethod.MinMax,
+              'entropy': quantization.CalibrationMethod.Entropy}[calib_mode]
+    with tempfile.TemporaryDirectory(prefix='octconv-quantize-') as folder:
+        target = os.path.join(folder, 'int8.onnx')
+        with _quiet_onnxruntime():
+            quantization.quantize_static(
+                source, target, Batches(), quant_format=quantization.QuantFormat.QDQ,
+                per_channel=True, reduce_range=True, activation_type=quantization.QuantType.QUInt8,
+                weight_type=quantization.QuantType.QInt8, calibrate_method=method)
+        _copy_atomically(target, path)
+    return path
+
+
+def _copy_atomically(source, path):
+    """Copy ``source`` to ``path`` through a temporary file beside ``path``: a reader of
+    ``path`` sees the old file or the whole new one, never a part."""
+    partial = '%s.partial-%d' % (path, os.getpid())
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime():
+    """For the duration, onnxruntime logs errors only (its quantizer's sessions warn
+    about every initializer they drop) and Python's root logger warnings only from
+    level ERROR (the quantizer's advice to pre-process the file first)."""
+    import logging
+    import onnxruntime
+    root = logging.getLogger()
+    level = root.level
+    onnxruntime.set_default_logger_severity(3)
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        onnxruntime.set_default_logger_severity(2)
+
+
+def _import_quantization():
+    try:
+        from onnxruntime import quantization
+    except ImportError as err:
+        raise RuntimeError('INT8 ONNX files are made by onnxruntime\'s quantization, and '
+                           'onnxruntime cannot be imported here (%s): pip install '
+                           '"octconv[onnx]"' % err) from None
+    return quantization
 
 
 @contextlib.contextmanager
