@@ -244,6 +244,12 @@ def test_the_tools_take_any_gluoncv_model_by_name(digits_rec, tmp_path, capsys):
     assert (scored['api'], scored['network'], scored['ratio']) == ('gluoncv', 'resnet18_v1b',
                                                                    0.25)
     assert (scored['top1'], scored['top5']) == (trained['top1'], trained['top5'])
+    assert score.main(['--params', str(save / 'model.params'), '--rec-val',
+                       digits_rec + '_val.rec', '--quiet', '--batch-size', '4', '--dtype',
+                       'int8', '--calib-batches', '2']) == 0
+    int8 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (int8['dtype'], int8['calib_batches'], int8['calib_mode'], int8['images']) == (
+        'int8', 2, 'naive', scored['images'])
     assert flops_report.main(model + ['--json']) == 0
     octave = json.loads(capsys.readouterr().out)
     assert flops_report.main(model[:-1] + ['0', '--json']) == 0

@@ -42,7 +42,7 @@ import time
 
 from .cli import add_model_args
 from .machine import describe_machine, machine_line
-from .models import default_model
+from .models import default_model, inference_graph
 from ..utils.octave import GRAPHS
 from ..utils.onnx_export import export_onnx, onnx_weights_as_constants
 
@@ -109,7 +109,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
     variants = {VARIANTS[name]: {} for name in chosen}
     first = build()
     first(inputs[batch_sizes[0]])
-    symbol, params = _inference_graph(first, (1, 3, size, size), mx)
+    symbol, params = inference_graph(first, (1, 3, size, size))
     for batch in batch_sizes:
         shape = (batch, 3, size, size)
         if '' in variants:
@@ -121,6 +121,8 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
         try:
             for name, steps in _DEPLOY_STEPS.items():
                 if VARIANTS[name] in variants:
+                    if args.dtype == 'int8':
+                        steps = dict(steps, dtype='int8', calib_data=_calibration_batches(shape))
                     variants[VARIANTS[name]][batch] = for_inference(
                         symbol, params, shape, **steps)
         except Exception as err:          # the pass rejects some graphs: report, go on
@@ -136,7 +138,8 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
 
         def infer(batch, nets=nets):
             nets[batch](inputs[batch]).wait_to_read()
-        label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
+        label = 'ratio %g%s%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix,
+                                    ' int8' if args.dtype == 'int8' else '')
         cand = _Candidate(label, ratio, infer, train_step if not suffix else None)
         if suffix == VARIANTS['for_inference']:
             cand.graphs = {batch: net.inference_graph for batch, net in nets.items()}
@@ -144,11 +147,13 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
     return candidates
 
 
-def _inference_graph(net, data_shape, mx):
-    """(symbol, {name: NDArray}) of a built model, specialised to ``data_shape``."""
-    if isinstance(net, mx.gluon.SymbolBlock):
-        return net(mx.sym.var('data')), {n: p.data() for n, p in net.collect_params().items()}
-    return net.export_graph(data_shape)
+def _calibration_batches(shape, images=8):
+    """Random batches of ``shape``, ``images`` images in all (at least one batch), to
+    calibrate INT8 models with: their speed does not depend on the ranges found."""
+    import numpy as np
+    rng = np.random.RandomState(0)
+    return [rng.uniform(-1, 1, shape).astype(np.float32)
+            for _ in range(max(1, images // shape[0]))]
 
 
 def _train_step(args, build, mx):
@@ -182,6 +187,8 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
     symbol, params = net.export_graph(data_shape=(1, 3, size, size))
     suffixes = (' openvino',) if args.runtime == 'openvino' else (' mxnet-export',
                                                                    ' export_onnx')
+    if args.dtype == 'int8':
+        suffixes = (suffixes[-1] + ' int8',)
     models = []
     for suffix in suffixes:
         label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
@@ -193,6 +200,10 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
                 mx.onnx.export_model(symbol, dict(params), [(batch, 3, size, size)],
                                      [np.float32], path)
                 onnx_weights_as_constants(path)
+            elif args.dtype == 'int8':
+                shape = (batch, 3, size, size)
+                export_onnx(symbol, params, shape, path, quantize='int8',
+                            calib_data=_calibration_batches(shape))
             else:
                 export_onnx(symbol, params, (batch, 3, size, size), path)
         models.append((label, files))
@@ -355,9 +366,13 @@ def main(argv=None):
                         help='timed runs in a row per model and round, after one untimed')
     parser.add_argument('--runtime', choices=('mxnet', 'onnxruntime', 'openvino'),
                         default='mxnet')
-    parser.add_argument('--variants', nargs='+', choices=tuple(VARIANTS), default=list(VARIANTS),
-                        help='MXNet variants of each model (default: all); the training '
-                        'step is timed with as-built')
+    parser.add_argument('--variants', nargs='+', choices=tuple(VARIANTS),
+                        help='MXNet variants of each model (default: all; with --dtype int8 '
+                        'for_inference, which may be joined by unmerged); the training step '
+                        'is timed with as-built')
+    parser.add_argument('--dtype', choices=('float32', 'int8'), default='float32',
+                        help='int8: each model quantized (for_inference, export_onnx), '
+                        'calibrated on 8 random images; no training step')
     parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
                         help='octave graphs to time (both: before and after the optimizations)')
     parser.add_argument('--time-files', help=argparse.SUPPRESS)   # the ONNX timing child
@@ -368,6 +383,13 @@ def main(argv=None):
     if args.runtime != 'mxnet' and args.api == 'symbol':
         parser.error('--runtime %s times Gluon models: add --api gluon (or gluoncv)'
                      % args.runtime)
+    if args.dtype == 'int8':
+        other = sorted(set(args.variants or []) - {'unmerged', 'for_inference'})
+        if other:
+            parser.error('--variants %s: INT8 models are built by for_inference; with --dtype '
+                         'int8 the variants are for_inference and unmerged' % ' '.join(other))
+        args.variants, args.train_batch = args.variants or ['for_inference'], 0
+    args.variants = args.variants or list(VARIANTS)
     if len(set(args.input_size)) != 1:
         parser.error('--input-size: octconv-bench times square inputs; give one size')
     args.input_size = args.input_size[0]
@@ -399,8 +421,9 @@ def main(argv=None):
     best_min = {b: min(min(c.times[b]) for c in vanilla) for b in args.batch_sizes}
     vanilla_train = [statistics.median(c.train_times) for c in vanilla if c.train_times]
     machine = describe_machine(args.threads, _runtime_versions(args.runtime, mx))
-    print('%s %s at %dpx, %d threads, %s, median of %d interleaved runs'
-          % (args.api, args.model, args.input_size, args.threads, args.runtime, args.repeats))
+    print('%s %s at %dpx, %s, %d threads, %s, median of %d interleaved runs'
+          % (args.api, args.model, args.input_size, args.dtype, args.threads, args.runtime,
+             args.repeats))
     print('machine: ' + machine_line(machine))
     head = '%-36s %8s' % ('model', 'FLOPs') + ''.join(
         '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) + \
@@ -409,7 +432,7 @@ def main(argv=None):
     rows = []
     for cand in candidates:
         row = {'model': args.model, 'api': args.api, 'runtime': args.runtime,
-               'variant': cand.label, 'ratio': cand.ratio,
+               'dtype': args.dtype, 'variant': cand.label, 'ratio': cand.ratio,
                'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_extra_mb': cand.peak,
                'machine': machine}
         line = '%-36s %8.3f' % (cand.label, row['flop_ratio'])

@@ -5,7 +5,7 @@ from ..gluon import get_model
 from ..gluon.gluoncv_zoo import octave_gluoncv_model
 from ..symbol import get_linear
 
-__all__ = ['APIS', 'DEFAULT_MODELS', 'default_model', 'build_model']
+__all__ = ['APIS', 'DEFAULT_MODELS', 'default_model', 'build_model', 'inference_graph']
 
 APIS = ('symbol', 'gluon', 'gluoncv')
 DEFAULT_MODELS = {'symbol': 'resnetv2', 'gluon': 'resnet50_v1b', 'gluoncv': 'resnet50_v1b'}
@@ -53,3 +53,12 @@ def build_model(api, model=None, depth=50, ratio=0.25, classes=1000, use_se=Fals
     symbol = get_linear(model, depth, num_classes=classes, ratio=ratio, dropout=final_drop,
                         data_shape=data_shape, graph=graph)
     return mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+
+
+def inference_graph(net, data_shape):
+    """``(symbol, {name: NDArray})`` of a built, initialised model, for
+    :func:`octconv.utils.deploy.for_inference` and the ONNX export: a SymbolBlock's own
+    graph, or an octconv Gluon model's graph specialised to ``data_shape`` (N, C, H, W)."""
+    if isinstance(net, mx.gluon.SymbolBlock):
+        return net(mx.sym.var('data')), {n: p.data() for n, p in net.collect_params().items()}
+    return net.export_graph(data_shape)

@@ -19,6 +19,11 @@ beside it (convention, input size, crop ratio); each value not typed is taken
 from it, and a typed one that contradicts it is applied and reported. Without
 one: 224 px, crop ratio 0.875, and the convention of the checkpoint's API.
 
+``--dtype int8`` scores MXNet's INT8 model of the checkpoint
+(:func:`octconv.utils.deploy.for_inference`), calibrated on the first
+``--calib-batches`` batches of the validation data (``--calib-mode`` naive or
+entropy), as GluonCV's ``verify_pretrained.py --calibration`` does; CPU only.
+
 Data: ``--rec-val`` (.rec with its .idx), ``--data-dir`` (an image folder), or
 by default the embedded demo digits. Every image is counted exactly once
 (padding of the last batch is dropped). ``--table DIR`` scores every released
@@ -36,7 +41,7 @@ import tempfile
 import mxnet as mx
 from mxnet.base import MXNetError
 
-from ..utils.data import DataError
+from ..utils.data import DataError, batches
 from ..utils.flops import trace_block
 from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_file
 from . import preprocessing
@@ -44,7 +49,7 @@ from .checkpoint import atomic_write_text, first_line
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from .config import MIN_INPUT_SIZE, check_data_path, check_range, typed_flags
 from .evaluate import score
-from .models import build_model, default_model
+from .models import build_model, default_model, inference_graph
 from .recipes import RECIPES
 
 __all__ = ['load_module_checkpoint', 'load_gluon_model', 'released_file_recipe',
@@ -149,10 +154,10 @@ def _score_table(directory, args, typed, ctx):
         chosen = {key: typed.get(key, getattr(record, key))
                   for key in ('convention', 'input_size', 'crop_ratio')}
         scoring = argparse.Namespace(**dict(vars(args), **chosen))
-        source = _validation_source(scoring, output_classes(net, scoring.input_size, ctx[0],
-                                                            args.dtype))
-        result = score(net, source, ctx, args.dtype, progress=not args.quiet)
-        result.update(file=os.path.basename(path), recipe=recipe.name, **chosen)
+        net, classes, extra = _for_dtype(net, scoring, ctx)
+        result = score(net, _validation_source(scoring, classes), ctx, _input_dtype(args),
+                       progress=not args.quiet)
+        result.update(file=os.path.basename(path), recipe=recipe.name, **chosen, **extra)
         result.update(published_top1=record.top1, published_top5=record.top5,
                       published_source=record.accuracy_source)
         rows.append(result)
@@ -161,6 +166,36 @@ def _score_table(directory, args, typed, ctx):
                         'e.g. resnet152_v1f_alpha-0.125.params, a03_resnet-50_alpha-0.250.tar)'
                         % directory)
     return rows
+
+
+def _input_dtype(args):
+    """The dtype of the images fed to the model: an INT8 model takes float32 ones."""
+    return 'float32' if args.dtype == 'int8' else args.dtype
+
+
+def _for_dtype(net, args, ctx):
+    """``(net, classes, record)``: ``net`` cast to float16 or quantized to INT8 as
+    ``--dtype`` says (hybridized), the classes it scores and what the JSON line adds
+    about it (INT8: the calibration and the graph)."""
+    if args.dtype == 'float16':
+        net.cast('float16')
+    net.hybridize(static_alloc=True)
+    classes = output_classes(net, args.input_size, ctx[0], _input_dtype(args))
+    if args.dtype != 'int8':
+        return net, classes, {}
+    from ..utils.deploy import for_inference
+    shape = (args.batch_size, 3, args.input_size, args.input_size)
+    calibration = []
+    for data, _, _ in batches(_validation_source(args, classes)):
+        if data.shape == shape:                  # a short last batch does not calibrate
+            calibration.append(data.asnumpy())
+        if len(calibration) == args.calib_batches:
+            break
+    symbol, params = inference_graph(net, shape)
+    quantized = for_inference(symbol, params, shape, dtype='int8', calib_data=calibration,
+                              calib_mode=args.calib_mode)
+    return quantized, classes, {'calib_batches': len(calibration), 'calib_mode': args.calib_mode,
+                                'inference_graph': quantized.inference_graph}
 
 
 def _load_ablation_tar(path, ctx, network, depth, ratio):
@@ -194,10 +229,20 @@ def build_parser():
     _set_help(parser, 'input_size', 'center crop H [W] (square; default: as trained, else 224)')
     _set_help(parser, 'classes', 'number of classes (default: the checkpoint\'s)')
     parser.add_argument('--data-shape', help='C,H,W (alternative to --input-size)')
+    parser.add_argument('--calib-batches', type=int, default=5,
+                        help='--dtype int8: validation batches to calibrate with (default 5, '
+                        'as GluonCV\'s verify_pretrained.py)')
+    parser.add_argument('--calib-mode', choices=('naive', 'entropy'), default='naive',
+                        help='--dtype int8: naive (min and max, the default, as GluonCV\'s) or '
+                        'entropy (KL-divergence thresholds)')
     parser.add_argument('--json-out', help='also append the JSON line(s) to this file')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     add_data_args(parser)
     add_device_args(parser)
+    dtype = next(action for action in parser._actions if action.dest == 'dtype')
+    dtype.choices = ('float32', 'float16', 'int8')
+    dtype.help = ('float16 needs a GPU (MXNet has no float16 GEMM on CPU); int8 runs on the '
+                  'CPU, calibrated (--calib-batches, --calib-mode)')
     return parser
 
 
@@ -231,6 +276,7 @@ def _check_flags(args):
     check_range('--input-size', args.input_size, MIN_INPUT_SIZE)
     check_range('--num-data-workers (-j)', args.workers, 1)
     check_range('--crop-ratio', args.crop_ratio, 0, 1, low_open=True)
+    check_range('--calib-batches', args.calib_batches, 1)
     if args.epoch is not None:
         check_range('--epoch', args.epoch, 0)
     for flag, path in (('--rec-val', args.rec_val), ('--rec-val-idx', args.rec_val_idx),
@@ -338,23 +384,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
     typed = typed_flags(parser, argv)
     try:
+        if args.dtype == 'int8' and args.gpus:
+            raise ValueError('--dtype int8 runs on the CPU (MXNet\'s INT8 operators are oneDNN '
+                             'ones): leave out --gpus %s' % args.gpus)
         ctx = contexts(args)
         if args.table:
             _preprocessing(args, typed, None, None)
             rows = _score_table(args.table, args, typed, ctx)
         else:
             net, scored, record = _load_checkpoint(args, typed, ctx)
-            if args.dtype == 'float16':
-                net.cast('float16')
-            net.hybridize(static_alloc=True)
-            classes = output_classes(net, args.input_size, ctx[0], args.dtype)
+            net, classes, extra = _for_dtype(net, args, ctx)
             if 'classes' in typed and typed['classes'] != classes:
                 raise ValueError('--classes %d: the checkpoint scores %d classes'
                                  % (typed['classes'], classes))
-            result = score(net, _validation_source(args, classes), ctx, args.dtype,
+            result = score(net, _validation_source(args, classes), ctx, _input_dtype(args),
                            progress=not args.quiet)
             result.update(checkpoint=args.params or args.checkpoint,
-                          **_what_was_scored(record, scored))
+                          **_what_was_scored(record, scored), dtype=args.dtype, **extra)
             result.update(convention=args.convention, input_size=args.input_size,
                           crop_ratio=args.crop_ratio)
             rows = [result]

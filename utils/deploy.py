@@ -426,6 +426,7 @@ def _int8_block(symbol, params, data_shape, batches, calib_mode, ctx, mx):
     :func:`for_inference`)."""
     import numpy as np
     from mxnet.contrib.quantization import quantize_net_v2
+    symbol = _global_pools_with_unit_kernels(symbol, mx)
     fp32 = _inference_block(symbol, params, None, False, ctx, mx)   # quantization fuses
     data = np.concatenate(batches)
     net = quantize_net_v2(fp32, quantized_dtype='auto', calib_mode=calib_mode,
@@ -434,6 +435,19 @@ def _int8_block(symbol, params, data_shape, batches, calib_mode, ctx, mx):
     net.hybridize(static_alloc=True, static_shape=True)
     net(mx.nd.zeros(data_shape, ctx=ctx)).wait_to_read()
     return net
+
+
+def _global_pools_with_unit_kernels(symbol, mx):
+    """``symbol`` with the kernel of each global pooling set to 1x1. A global pooling
+    pools the whole map whatever its kernel, but MXNet's quantized pooling checks the
+    kernel against the input first: the reference networks' ``kernel=(7, 7)`` fails on
+    maps smaller than 7x7 (inputs under 224 px)."""
+    graph = json.loads(symbol.tojson())
+    for node in graph['nodes']:
+        attrs = node.get('attrs', {})
+        if node['op'] == 'Pooling' and attr_is_true(attrs.get('global_pool', False)):
+            attrs['kernel'] = '(1, 1)'
+    return mx.sym.load_json(json.dumps(graph))
 
 
 def _calibration_batches(calib_data, data_shape, caller):
