@@ -122,3 +122,34 @@ def test_a_converted_name_builds_and_trains_as_gluoncvs_train_imagenet_calls_it(
     assert not any('_h2l_' in n for n in vanilla.collect_params())
     with pytest.raises(ValueError, match='no pretrained parameters'):
         model_zoo.get_model('oct_resnet18_v1b', pretrained=True)
+
+
+@pytest.mark.parametrize('name', ['oct_resnet50_v1b', 'oct_resnet18_v1b'])
+def test_gluoncvs_calibration_path_writes_a_model_that_loads_and_scores(name, tmp_path):
+    """verify_pretrained.py --calibration: get_model, hybridize, quantize_net (naive,
+    'flatten' excluded), export. Its export comes before any forward pass of the quantized
+    SymbolBlock, and MXNet 1.9.1's export writes the parameters the first forward pass
+    collected: none (a 32-byte file, for every model). One forward pass first, and the
+    file holds the model."""
+    from mxnet.contrib.quantization import quantize_net
+    register_gluoncv()
+    net = model_zoo.get_model(name, pretrained=False, classes=10)    # hand-built, converted
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = np.random.RandomState(0).uniform(-1, 1, (8, 3, 64, 64)).astype(np.float32)
+    float32 = net(mx.nd.array(x[:4])).asnumpy()
+    quantized = quantize_net(net, quantized_dtype='auto', exclude_layers=[],
+                             exclude_layers_match=['flatten'],
+                             calib_data=mx.io.NDArrayIter(x, batch_size=4), calib_mode='naive',
+                             num_calib_examples=8, ctx=mx.cpu(), logger=None)
+    prefix = str(tmp_path / 'quantized')
+    quantized.export(prefix)                                   # as the script does
+    assert len(mx.nd.load(prefix + '-0000.params')) == 0           # nothing saved
+    int8 = quantized(mx.nd.array(x[:4])).asnumpy()             # the working path
+    quantized.export(prefix)
+    loaded = mx.gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'],
+                                          prefix + '-0000.params')
+    np.testing.assert_array_equal(loaded(mx.nd.array(x[:4])).asnumpy(), int8)
+    cosine = (float32 * int8).sum(1) / np.linalg.norm(float32, axis=1) / np.linalg.norm(int8,
+                                                                                       axis=1)
+    assert cosine.min() > 0.98, cosine
