@@ -46,12 +46,15 @@ from .models import default_model, inference_graph
 from ..utils.octave import GRAPHS
 from ..utils.onnx_export import export_onnx, onnx_weights_as_constants
 
-__all__ = ['main', 'VARIANTS']
+__all__ = ['main', 'VARIANTS', 'INT8_TARGETS']
 
 # MXNet variants of each model: name -> label suffix.
 VARIANTS = {'as-built': '', 'mkldnn-fusion': ' +mkldnn-fusion',
             'bn-fold': ' +bn-fold+mkldnn-fusion', 'unmerged': ' for_inference unmerged',
             'for_inference': ' for_inference'}
+# The project's speed targets for INT8: octave INT8 time over vanilla INT8 time (same
+# runtime, same batch) at most this at each ratio. JSON lines carry target_time_ratio.
+INT8_TARGETS = {0.125: 1.00, 0.25: 0.85, 0.5: 0.65, 0.75: 0.55}
 _DEPLOY_STEPS = {'mkldnn-fusion': dict(fold=False, rewrite=False, merge=False),
                  'bn-fold': dict(rewrite=False, merge=False), 'unmerged': dict(merge=False),
                  'for_inference': {}}
@@ -83,6 +86,7 @@ class _Candidate:
         self.label, self.ratio, self.infer, self.train = label, ratio, infer, train
         self.times, self.train_times, self.peak = {}, [], 0.
         self.graphs = {}         # batch -> the graph for_inference chose ('merge' auto)
+        self.profile = None      # {operator: ms per run} at the first batch size (--profile)
 
     def release(self):
         """Drop the model (its callables hold it); the timings stay."""
@@ -220,7 +224,7 @@ def _time_onnx_files(args, ratios, mx):
     import tempfile
     plan = {'runtime': args.runtime, 'threads': args.threads, 'size': args.input_size,
             'batch_sizes': args.batch_sizes, 'warmup': args.warmup, 'repeats': args.repeats,
-            'inner': args.inner, 'models': []}
+            'inner': args.inner, 'profile': args.profile, 'models': []}
     with tempfile.TemporaryDirectory(prefix='octconv-bench-') as folder:
         for ratio in ratios:
             for graph in args.graphs:
@@ -237,6 +241,7 @@ def _time_onnx_files(args, ratios, mx):
     for model, result in zip(plan['models'], timed):
         cand = _Candidate(model['label'], model['ratio'], None)
         cand.times = {int(b): t for b, t in result['times'].items()}
+        cand.profile = result.get('profile')
         cand.peak = None               # sessions opened and closed: no model's own figure
         candidates.append(cand)
     return candidates
@@ -260,9 +265,59 @@ def _time_files(plan_path):
             model_in_turn(files[str(batch)], inputs[batch])
         candidates.append(_Candidate(model['label'], model['ratio'], infer))
     _time_rounds(candidates, args)
+    if plan.get('profile') and plan['runtime'] == 'onnxruntime':
+        for cand, model in zip(candidates, plan['models']):
+            batch = args.batch_sizes[0]
+            cand.profile = _onnxruntime_profile(model['files'][str(batch)], inputs[batch],
+                                                args.threads)
     with open(plan_path + '.times', 'w') as handle:
-        json.dump([{'times': c.times} for c in candidates], handle)
+        json.dump([{'times': c.times, 'profile': c.profile} for c in candidates], handle)
     return 0
+
+
+PROFILED_RUNS = 10
+
+
+def _onnxruntime_profile(path, x, threads):
+    """``{operator type: ms per run}`` of ``path`` on ``x`` by onnxruntime's profiler
+    (its kernels' times, summed over PROFILED_RUNS runs after two unprofiled ones)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.splitext(path)[0] + '-profile'
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    for _ in range(PROFILED_RUNS):
+        session.run(None, {name: x})
+    trace = session.end_profiling()
+    with open(trace) as handle:
+        events = json.load(handle)
+    os.remove(trace)
+    totals = {}
+    for event in events:
+        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
+            op = event['args']['op_name']
+            totals[op] = totals.get(op, 0.) + event['dur'] / 1000. / PROFILED_RUNS
+    return totals
+
+
+def _mxnet_profile(cand, batch):
+    """``{operator: ms per run}`` of ``cand`` at ``batch`` by MXNet's profiler (its
+    aggregate statistics over PROFILED_RUNS runs; the models were built with bulk
+    execution off, so that each operator is timed)."""
+    import mxnet as mx
+    mx.nd.waitall()
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                           filename=os.devnull)
+    mx.profiler.set_state('run')
+    for _ in range(PROFILED_RUNS):
+        cand.infer(batch)
+    mx.nd.waitall()
+    mx.profiler.set_state('stop')
+    stats = json.loads(mx.profiler.dumps(reset=True, format='json'))['Time'].get('operator', {})
+    return {op: value['Total'] / PROFILED_RUNS for op, value in stats.items()
+            if op not in ('WaitForVar', 'DeleteVariable')}
 
 
 class _OneAtATime:
@@ -375,6 +430,10 @@ def main(argv=None):
                         'calibrated on 8 random images; no training step')
     parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
                         help='octave graphs to time (both: before and after the optimizations)')
+    parser.add_argument('--profile', action='store_true',
+                        help='also the time of each operator type at the first batch size '
+                        '(MXNet: its profiler, with bulk execution off for the whole run; '
+                        'onnxruntime: its profiler), printed and in the JSON lines')
     parser.add_argument('--time-files', help=argparse.SUPPRESS)   # the ONNX timing child
     args = parser.parse_args(argv)
     if args.time_files:
@@ -400,6 +459,11 @@ def main(argv=None):
     # (Not for the other runtimes: spinning MXNet threads would take their cores.)
     if args.runtime == 'mxnet':
         os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
+        if args.profile:             # each operator run (and timed) on its own
+            os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
+    elif args.profile and args.runtime != 'onnxruntime':
+        parser.error('--profile: the MXNet and onnxruntime runtimes have profilers here, '
+                     'not %s' % args.runtime)
     import mxnet as mx
     ratios = [0.] + [r for r in args.ratios if r != 0]
     if args.runtime == 'mxnet':
@@ -410,6 +474,8 @@ def main(argv=None):
                                                    [variant])]
             _time_rounds(group, args)
             for cand in group:
+                if args.profile:
+                    cand.profile = _mxnet_profile(cand, args.batch_sizes[0])
                 cand.release()
             gc.collect()
             candidates.extend(group)
@@ -446,6 +512,10 @@ def main(argv=None):
             line += '%12.2f %9.1f %7.3f' % (ms, batch / ms * 1000, ms / 1000 / best[batch])
         if cand.graphs:
             row['inference_graph'] = {'b%d' % b: name for b, name in cand.graphs.items()}
+        if args.dtype == 'int8' and cand.ratio in INT8_TARGETS:
+            row['target_time_ratio'] = INT8_TARGETS[cand.ratio]
+        if cand.profile is not None:
+            row['profile_b%d_ms' % args.batch_sizes[0]] = cand.profile
         if cand.train_times and vanilla_train:
             train_ms = statistics.median(cand.train_times) * 1000
             row['train_ms'], row['train_time_ratio'] = train_ms, train_ms / 1000 / min(
@@ -459,9 +529,42 @@ def main(argv=None):
               for c in candidates if c.graphs]
     if chosen:
         print('graphs for_inference chose (timed on this machine): ' + '; '.join(chosen))
+    _print_targets(rows, args.batch_sizes)
+    _print_profiles(rows, args.batch_sizes[0])
     for row in rows:
         print(json.dumps(row))
     return 0
+
+
+def _print_targets(rows, batch_sizes):
+    """One line per row with a target: its time ratios against the target, and by how much
+    they miss it."""
+    for row in rows:
+        if 'target_time_ratio' not in row:
+            continue
+        target = row['target_time_ratio']
+        print('target %s: at most %.2f of vanilla INT8; %s' % (row['variant'], target, ', '.join(
+            'b%d %.3f (%s)' % (b, row['b%d_time_ratio' % b], 'met' if row[
+                'b%d_time_ratio' % b] <= target else 'over by %.3f' % (
+                    row['b%d_time_ratio' % b] - target)) for b in batch_sizes)))
+
+
+def _print_profiles(rows, batch):
+    """Where the time goes: ms per run of each operator type, one column per model."""
+    key = 'profile_b%d_ms' % batch
+    profiled = [row for row in rows if key in row]
+    if not profiled:
+        return
+    totals = {}
+    for row in profiled:
+        for op, ms in row[key].items():
+            totals[op] = max(totals.get(op, 0.), ms)
+    print('operator time at batch %d, ms per run (profiler):' % batch)
+    print('%-34s' % 'operator' + ''.join('%12s' % ('ratio %g' % r['ratio']) for r in profiled))
+    for op in sorted(totals, key=totals.get, reverse=True):
+        if totals[op] >= 0.05:
+            print('%-34s' % op[:34] + ''.join('%12.2f' % r[key].get(op, 0.) for r in profiled))
+    print('%-34s' % 'total' + ''.join('%12.2f' % sum(r[key].values()) for r in profiled))
 
 
 def _runtime_versions(runtime, mx):
