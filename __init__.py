@@ -6,4 +6,4 @@ Subpackages: ``octconv.symbol`` (Symbol-API networks), ``octconv.gluon``
 """
 import octconv._compat  # noqa: F401  (before any mxnet import: numpy.bool for mxnet 1.9.1)
 
-__version__ = '0.4.0'
+__version__ = '0.5.0'

@@ -32,6 +32,20 @@ def load_runs(folder=os.path.join(ROOT, 'results')):
     return runs
 
 
+def _dtype(rows):
+    return rows[0].get('dtype', 'float32')
+
+
+def _profiled(rows):
+    return any(key.startswith('profile_') for key in rows[0])
+
+
+def timed_runs(runs, dtype):
+    """The runs of ``dtype`` that time models (not the profiling runs, whose operators ran
+    one at a time)."""
+    return [(name, rows) for name, rows in runs if _dtype(rows) == dtype and not _profiled(rows)]
+
+
 def _cpu(machine):
     return '%s (family %s model %s)' % (machine.get('model_name'), machine.get('family'),
                                         machine.get('model'))
@@ -57,8 +71,46 @@ def speed_summary(runs):
     return '\n'.join(lines)
 
 
+def int8_summary(runs):
+    """One row per CPU, runtime and batch: INT8 octave time over INT8 vanilla time, beside
+    the target of each ratio."""
+    from octconv.train.bench import INT8_TARGETS
+    ratios = sorted(INT8_TARGETS)
+    lines = ['| CPU | runtime | batch | %s | vanilla INT8 | run |' % ' | '.join(
+        'ratio %g' % r for r in ratios), '|---|---|---|%s---|---|' % ('---|' * len(ratios)),
+        '| target | | | %s | | |' % ' | '.join('%.2f' % INT8_TARGETS[r] for r in ratios)]
+    for name, rows in runs:
+        for batch in _batches(rows[0]):
+            cells = {row['ratio']: '%.2f' % row['b%d_time_ratio' % batch] for row in rows}
+            vanilla = [row['b%d_ms' % batch] for row in rows if row['ratio'] == 0]
+            lines.append('| %s | %s | %d | %s | %.1f ms | `%s` |' % (
+                _cpu(rows[0]['machine']), rows[0]['runtime'], batch,
+                ' | '.join(cells.get(r, '') for r in ratios), min(vanilla), name))
+    return '\n'.join(lines)
+
+
+def int8_profiles(runs):
+    """Each profiling run: the time of each operator type per run, one column per ratio."""
+    parts = []
+    for name, rows in runs:
+        key = next(k for k in rows[0] if k.startswith('profile_'))
+        ops = {op for row in rows for op, ms in row[key].items() if ms >= 0.1}
+        ops = sorted(ops, key=lambda op: -max(row[key].get(op, 0.) for row in rows))
+        head = ['operator'] + ['ratio %g' % row['ratio'] for row in rows]
+        lines = ['%s, %s, batch %s, ms per run (`results/%s`):' % (
+            _cpu(rows[0]['machine']), rows[0]['runtime'], key.split('_')[1][1:], name), '',
+            '| %s |' % ' | '.join(head), '|%s' % ('---|' * len(head))]
+        for op in ops + ['total']:
+            cells = ['%.1f' % (sum(row[key].values()) if op == 'total' else row[key].get(op, 0.))
+                     for row in rows]
+            lines.append('| %s | %s |' % ('**total**' if op == 'total' else '`%s`' % op,
+                                          ' | '.join(cells)))
+        parts.append('\n'.join(lines))
+    return '\n\n'.join(parts)
+
+
 def speed_results(runs):
-    """Every kept run: its machine line, then each variant's figures."""
+    """Every kept timing run: its machine line, then each variant's figures."""
     from octconv.train.machine import machine_line
     parts = []
     for name, rows in runs:
@@ -66,8 +118,8 @@ def speed_results(runs):
         trained = any('train_time_ratio' in row for row in rows)
         head = ['variant', 'FLOPs'] + ['batch %d' % b for b in batches] + (
             ['training step'] if trained else [])
-        lines = ['### %s, %s (`results/%s`)' % (_cpu(rows[0]['machine']), rows[0]['runtime'],
-                                                 name), '',
+        lines = ['### %s, %s, %s (`results/%s`)' % (_cpu(rows[0]['machine']), rows[0]['runtime'],
+                                                     _dtype(rows), name), '',
                  'Machine: %s. Model: %s `%s`.' % (machine_line(rows[0]['machine']),
                                                    rows[0]['api'], rows[0]['model']), '',
                  '| %s |' % ' | '.join(head), '|%s' % ('---|' * len(head))]
@@ -122,7 +174,11 @@ def flops_released():
 def sections():
     """``{section name: its text}`` as generated now."""
     runs = load_runs()
-    return {'speed-summary': speed_summary(runs), 'speed-results': speed_results(runs),
+    timed = timed_runs(runs, 'float32') + timed_runs(runs, 'int8')
+    return {'speed-summary': speed_summary(timed_runs(runs, 'float32')),
+            'speed-results': speed_results(timed),
+            'int8-summary': int8_summary(timed_runs(runs, 'int8')),
+            'int8-profiles': int8_profiles([(n, r) for n, r in runs if _profiled(r)]),
             'released-models': released_models(), 'flops-released': flops_released()}
 
 

@@ -83,3 +83,25 @@ def test_int8_keeps_top1_within_a_point_in_mxnet_and_onnxruntime(trained, tmp_pa
 def test_int8_scoring_refuses_what_it_cannot_run(flags, message, tmp_path, capsys):
     assert score.main(['--params', str(tmp_path / 'absent.params')] + flags) == 2
     assert message in capsys.readouterr().err
+
+
+def test_int8_without_a_runtime_for_it_is_exit_2_naming_it(tmp_path, capsys, monkeypatch):
+    import sys
+    import onnxruntime
+    from octconv.train import bench
+
+    class NoOneDNN:
+        def is_enabled(self, feature):
+            return feature != 'MKLDNN'
+    monkeypatch.setattr(mx.runtime, 'Features', NoOneDNN)
+    assert score.main(['--params', str(tmp_path / 'absent.params'), '--dtype', 'int8']) == 2
+    assert 'this MXNet build has no oneDNN' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(['--api', 'gluon', '--dtype', 'int8'])
+    assert stopped.value.code == 2 and 'no oneDNN' in capsys.readouterr().err
+    monkeypatch.delattr(onnxruntime, 'quantization', raising=False)
+    monkeypatch.setitem(sys.modules, 'onnxruntime.quantization', None)   # import fails
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(['--api', 'gluon', '--dtype', 'int8', '--runtime', 'onnxruntime'])
+    assert stopped.value.code == 2
+    assert "onnxruntime's quantization" in capsys.readouterr().err

@@ -44,7 +44,8 @@ from .cli import add_model_args
 from .machine import describe_machine, machine_line
 from .models import default_model, inference_graph
 from ..utils.octave import GRAPHS
-from ..utils.onnx_export import export_onnx, onnx_weights_as_constants
+from ..utils.deploy import check_mxnet_int8
+from ..utils.onnx_export import check_int8_export, export_onnx, onnx_weights_as_constants
 
 __all__ = ['main', 'VARIANTS', 'INT8_TARGETS']
 
@@ -448,6 +449,10 @@ def main(argv=None):
             parser.error('--variants %s: INT8 models are built by for_inference; with --dtype '
                          'int8 the variants are for_inference and unmerged' % ' '.join(other))
         args.variants, args.train_batch = args.variants or ['for_inference'], 0
+        try:
+            (check_mxnet_int8 if args.runtime == 'mxnet' else check_int8_export)()
+        except RuntimeError as err:
+            parser.error('--dtype int8: %s' % err)
     args.variants = args.variants or list(VARIANTS)
     if len(set(args.input_size)) != 1:
         parser.error('--input-size: octconv-bench times square inputs; give one size')

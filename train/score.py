@@ -168,6 +168,19 @@ def _score_table(directory, args, typed, ctx):
     return rows
 
 
+def _check_int8(args):
+    """ValueError naming the flag if ``--dtype int8`` cannot run: with ``--gpus``, or with
+    an MXNet build without oneDNN."""
+    from ..utils.deploy import check_mxnet_int8
+    if args.gpus:
+        raise ValueError('--dtype int8 runs on the CPU (MXNet\'s INT8 operators are oneDNN '
+                         'ones): leave out --gpus %s' % args.gpus)
+    try:
+        check_mxnet_int8()
+    except RuntimeError as err:
+        raise ValueError('--dtype int8: %s' % err) from None
+
+
 def _input_dtype(args):
     """The dtype of the images fed to the model: an INT8 model takes float32 ones."""
     return 'float32' if args.dtype == 'int8' else args.dtype
@@ -384,9 +397,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     typed = typed_flags(parser, argv)
     try:
-        if args.dtype == 'int8' and args.gpus:
-            raise ValueError('--dtype int8 runs on the CPU (MXNet\'s INT8 operators are oneDNN '
-                             'ones): leave out --gpus %s' % args.gpus)
+        if args.dtype == 'int8':
+            _check_int8(args)
         ctx = contexts(args)
         if args.table:
             _preprocessing(args, typed, None, None)
@@ -407,6 +419,7 @@ def main(argv=None):
     except (DataError, CheckpointMismatch, ValueError) as err:
         print('octconv-score: error: %s' % err, file=sys.stderr)
         return 2
+
     except MXNetError as err:
         print('octconv-score: error: MXNet: %s' % first_line(err), file=sys.stderr)
         return 2

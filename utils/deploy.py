@@ -32,7 +32,7 @@ import numpy as np
 from .flops import attr_is_true, attr_tuple, node_shapes
 
 __all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'pooling_as_convolution',
-           'upsampling_first', 'merge_summed_convolutions', 'for_inference']
+           'upsampling_first', 'merge_summed_convolutions', 'for_inference', 'check_mxnet_int8']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
 
@@ -366,6 +366,7 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
         raise ValueError("for_inference: dtype must be 'float32' or 'int8', not %r" % (dtype,))
     if dtype == 'int8':
         batches = _int8_checks(calib_data, data_shape, calib_mode, ctx, 'for_inference')
+        check_mxnet_int8()
     graphs = _graphs(symbol, params, data_shape, fold, rewrite, merge)
     if dtype == 'int8':
         blocks = {name: _int8_block(graph_symbol, graph_params, data_shape, batches, calib_mode,
@@ -407,6 +408,15 @@ def _graphs(symbol, params, data_shape, fold, rewrite, merge):
         last = list(graphs)[-1]
         graphs = {last: graphs[last]}
     return graphs
+
+
+def check_mxnet_int8():
+    """Raise RuntimeError unless this MXNet build runs INT8 (its quantized operators are
+    oneDNN ones: a build without MKLDNN has none)."""
+    import mxnet as mx
+    if not mx.runtime.Features().is_enabled('MKLDNN'):
+        raise RuntimeError('this MXNet build has no oneDNN (MKLDNN), which runs its INT8 '
+                           'operators: install the mxnet wheel for x86 CPUs')
 
 
 def _int8_checks(calib_data, data_shape, calib_mode, ctx, caller):

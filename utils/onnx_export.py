@@ -18,7 +18,8 @@ runs, but slowly: it optimizes graphs only as far as they let it.
 
 :func:`export_onnx` folds the BatchNorms first (:func:`~octconv.utils.deploy.fold_batchnorm`:
 onnxruntime folds only a BatchNorm right after one convolution), exports and
-prepares the file. OpenVINO reads the same file.
+prepares the file. OpenVINO reads the same file. With ``quantize='int8'`` it writes
+onnxruntime's INT8 (QDQ) file of :func:`int8_graph` instead (:func:`quantize_int8`).
 """
 import contextlib
 import os
@@ -28,8 +29,8 @@ import tempfile
 from .deploy import (_int8_checks, fold_batchnorm, merge_summed_convolutions,
                      pooling_as_convolution, upsampling_first)
 
-__all__ = ['export_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime', 'onnx_weights_as_constants',
-           'import_openvino']
+__all__ = ['export_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime',
+           'onnx_weights_as_constants', 'import_openvino', 'check_int8_export']
 
 # The opset of the operators MXNet 1.9.1's exporter writes.
 EXPORTER_OPSET = 13
@@ -53,7 +54,7 @@ def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, cali
         raise ValueError("export_onnx: quantize must be None or 'int8', not %r" % (quantize,))
     if quantize:
         batches = _int8_checks(calib_data, data_shape, calib_mode, None, 'export_onnx')
-        _import_quantization()
+        check_int8_export()
         symbol, params = int8_graph(symbol, params, data_shape, fold)
         fold = False
     if fold:
@@ -145,6 +146,12 @@ def _quiet_onnxruntime():
     finally:
         root.setLevel(level)
         onnxruntime.set_default_logger_severity(2)
+
+
+def check_int8_export():
+    """Raise RuntimeError naming what is missing unless INT8 ONNX files can be made here
+    (onnxruntime's quantization imports)."""
+    _import_quantization()
 
 
 def _import_quantization():
