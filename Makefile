@@ -29,6 +29,8 @@ demo: venv
 	$(VENV)/bin/octconv-train --api symbol --network resnetv2 --depth 26 --ratio 0.25 \
 		--input-size 32 --num-epochs 10 --lr 0.02 --min-random-area 0.5 --save-dir $(DEMO)
 	$(VENV)/bin/octconv-score --checkpoint $(DEMO)/model --epoch 10 --json-out $(DEMO)/score.jsonl
+	$(VENV)/bin/octconv-score --checkpoint $(DEMO)/model --epoch 10 --dtype int8 \
+		--json-out $(DEMO)/score.jsonl
 	$(VENV)/bin/octconv-flops --network resnetv2 --depth 26 --ratio 0.25 --input-size 32
 	@echo "curves: $(DEMO)/curves.png  log: $(DEMO)/log.jsonl  checkpoints: $(DEMO)/checkpoints"
 
