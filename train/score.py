@@ -157,7 +157,8 @@ def _score_table(directory, args, typed, ctx):
         net, classes, extra = _for_dtype(net, scoring, ctx)
         result = score(net, _validation_source(scoring, classes), ctx, _input_dtype(args),
                        progress=not args.quiet)
-        result.update(file=os.path.basename(path), recipe=recipe.name, **chosen, **extra)
+        result.update(file=os.path.basename(path), recipe=recipe.name, dtype=args.dtype,
+                      **chosen, **extra)
         result.update(published_top1=record.top1, published_top5=record.top5,
                       published_source=record.accuracy_source)
         rows.append(result)
@@ -204,6 +205,9 @@ def _for_dtype(net, args, ctx):
             calibration.append(data.asnumpy())
         if len(calibration) == args.calib_batches:
             break
+    if not calibration:
+        raise ValueError('--calib-batches: the validation data has no full batch of '
+                         '--batch-size %d to calibrate with' % args.batch_size)
     symbol, params = inference_graph(net, shape)
     quantized = for_inference(symbol, params, shape, dtype='int8', calib_data=calibration,
                               calib_mode=args.calib_mode)
