@@ -119,3 +119,24 @@ def test_onnx_runtimes_have_one_model_open_at_a_time():
     for path in ['a', 'a', 'b', 'a', 'a']:
         assert run(path, 1) == (path, 1)
     assert opened == [('a', 0), ('b', 0), ('a', 0)]     # opened per turn, never two alive
+
+
+def test_bench_times_int8_models_against_their_targets_with_profiles(capsys, monkeypatch):
+    import pytest
+    # --profile turns MXNet's bulk execution off for its process; restored after the test
+    monkeypatch.delenv('MXNET_EXEC_BULK_EXEC_INFERENCE', raising=False)
+    for runtime, convolution in (('mxnet', '_sg_mkldnn_conv'), ('onnxruntime', 'QLinearConv')):
+        assert bench.main(GLUON + ['--model', 'resnet50_v1b', '--ratios', '0.25', '--batch-sizes',
+                                   '1', '--input-size', '32', '--repeats', '1', '--warmup', '1',
+                                   '--dtype', 'int8', '--runtime', runtime, '--profile']) == 0
+        out = capsys.readouterr().out
+        rows = [json.loads(l) for l in out.splitlines() if l.startswith('{')]
+        assert [(r['dtype'], r['ratio']) for r in rows] == [('int8', 0.), ('int8', 0.25)]
+        assert 'target_time_ratio' not in rows[0]
+        assert rows[1]['target_time_ratio'] == bench.INT8_TARGETS[0.25] == 0.85
+        assert 'target ratio 0.25 ' in out and 'of vanilla INT8; b1 ' in out
+        for row in rows:             # every model's time by operator, its convolutions INT8
+            assert row['profile_b1_ms'][convolution] > 0
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(GLUON + ['--dtype', 'int8', '--variants', 'as-built'])
+    assert stopped.value.code == 2 and '--variants as-built' in capsys.readouterr().err
