@@ -131,8 +131,9 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
                     variants[VARIANTS[name]][batch] = for_inference(
                         symbol, params, shape, **steps)
         except Exception as err:          # the pass rejects some graphs: report, go on
-            print('ratio %g: MKLDNN fusion pass failed (%s)'
-                  % (ratio, str(err).splitlines()[0]), file=sys.stderr)
+            print('ratio %g: for_inference%s failed (%s)'
+                  % (ratio, ' (int8)' if args.dtype == 'int8' else '',
+                     str(err).splitlines()[0]), file=sys.stderr)
     train_step = None
     if args.train_batch and '' in variants:
         train_step = _train_step(args, build, mx)
@@ -280,8 +281,9 @@ PROFILED_RUNS = 10
 
 
 def _onnxruntime_profile(path, x, threads):
-    """``{operator type: ms per run}`` of ``path`` on ``x`` by onnxruntime's profiler
-    (its kernels' times, summed over PROFILED_RUNS runs after two unprofiled ones)."""
+    """``{operator type: ms per run}`` of ``path`` on ``x`` by onnxruntime's profiler: its
+    kernels' times over PROFILED_RUNS runs, after two (the first runs of a session
+    allocate) that are left out."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -289,15 +291,17 @@ def _onnxruntime_profile(path, x, threads):
     options.profile_file_prefix = os.path.splitext(path)[0] + '-profile'
     session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     name = session.get_inputs()[0].name
-    for _ in range(PROFILED_RUNS):
+    for _ in range(PROFILED_RUNS + 2):
         session.run(None, {name: x})
     trace = session.end_profiling()
     with open(trace) as handle:
         events = json.load(handle)
     os.remove(trace)
+    runs = sorted(e['ts'] for e in events if e.get('name') == 'model_run')
     totals = {}
     for event in events:
-        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time'):
+        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time') and \
+                event['ts'] >= runs[2]:
             op = event['args']['op_name']
             totals[op] = totals.get(op, 0.) + event['dur'] / 1000. / PROFILED_RUNS
     return totals
