@@ -198,9 +198,9 @@ def pooling_as_convolution(symbol, params, data_shape, data_name='data'):
 
     Rewrites each such ``Pooling`` without padding whose input's height and width are
     multiples of ``k`` for input ``data_name`` of ``data_shape`` (N, C, H, W), so that
-    no window is partial. In INT8 it pays: oneDNN and onnxruntime run an INT8
-    depthwise convolution several times faster than their INT8 average pooling (see
-    ``docs/deployment.md``). The weights are new parameters ``<pooling>_weight``.
+    no window is partial. In onnxruntime's INT8 it pays: its INT8 depthwise convolution
+    runs several times faster than its ``QLinearAveragePool`` (MXNet's INT8 gains
+    nothing, so :func:`for_inference` leaves the poolings; see ``docs/deployment.md``). The weights are new parameters ``<pooling>_weight``.
     Returns ``(symbol, params, rewritten)`` as :func:`fold_batchnorm` does.
     """
     graph = json.loads(symbol.tojson())
@@ -354,7 +354,8 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     INT8 graphs: merging matters more in INT8, where MXNet runs the nearest upsampling
     and the sums between the quantized convolutions (``docs/deployment.md``). The
     block also says ``calib_mode``. ValueError names a missing or misshapen
-    calibration batch, a GPU ``ctx``, an unknown ``dtype`` or ``calib_mode``.
+    calibration batch, a GPU ``ctx``, an unknown ``dtype`` or ``calib_mode``;
+    RuntimeError an MXNet build without oneDNN (:func:`check_mxnet_int8`).
     """
     import mxnet as mx
     from .autotune import fastest
