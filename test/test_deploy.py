@@ -5,8 +5,8 @@ import pytest
 
 from conftest import ops_of, small_model
 from octconv.symbol import get_linear
-from octconv.utils.deploy import (fold_batchnorm, for_inference, merge_summed_convolutions,
-                                  pooling_as_convolution,
+from octconv.utils.deploy import (drop_noop_crops, fold_batchnorm, for_inference,
+                                  merge_summed_convolutions, pooling_as_convolution,
                                   upsampling_as_deconvolution, upsampling_first)
 from octconv.utils.onnx_export import export_onnx, int8_graph, onnx_weights_as_constants
 
@@ -160,6 +160,22 @@ def test_upsampling_as_deconvolution_repeats_each_pixel(scale):
     conv_out = _run(conv, params, x)
     want = conv_out.repeat(scale, axis=2).repeat(scale, axis=3)     # numpy nearest upsampling
     np.testing.assert_array_equal(_run(rewritten, new_params, x), want)
+
+
+@pytest.mark.parametrize('size, dropped', [(32, True), (33, False)])
+def test_crops_that_change_nothing_are_dropped(size, dropped):
+    # a Symbol network built for every input size crops each upsampled map
+    symbol = get_linear('resnetv2', 26, num_classes=10, ratio=0.25)
+    shape = (2, 3, size, size)
+    params = _random_params(symbol, shape)
+    _, _, aux_shapes = symbol.infer_shape(data=shape)          # running means and variances
+    params.update({n: mx.nd.array(np.random.RandomState(1).uniform(0.5, 1.5, s))
+                   for n, s in zip(symbol.list_auxiliary_states(), aux_shapes)})
+    assert 'slice_like' in ops_of(symbol)
+    cropped, cropped_params, names = drop_noop_crops(symbol, params, shape)
+    assert bool(names) == dropped and ('slice_like' in ops_of(cropped)) != dropped
+    x = mx.nd.array(np.random.RandomState(2).uniform(-1, 1, shape))
+    np.testing.assert_array_equal(_run(cropped, cropped_params, x), _run(symbol, params, x))
 
 
 @pytest.mark.parametrize('size', [2, 3])

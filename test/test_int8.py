@@ -76,6 +76,12 @@ def test_int8_keeps_top1_within_a_point_in_mxnet_and_onnxruntime(trained, tmp_pa
     assert abs(top1['onnxruntime int8'] - top1['float32']) <= point, top1
 
 
+def test_int8_scoring_calibrates_by_entropy_unless_told():
+    """Naive calibration loses points on the demo model that entropy keeps (docs)."""
+    flags = score.build_parser().parse_args(['--dtype', 'int8'])
+    assert (flags.calib_mode, flags.calib_batches) == ('entropy', 5)
+
+
 @pytest.mark.parametrize('flags, message', [
     (['--dtype', 'int8', '--gpus', '0'], '--dtype int8 runs on the CPU'),
     (['--dtype', 'int8', '--calib-batches', '0'], '--calib-batches'),

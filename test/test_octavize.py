@@ -246,7 +246,7 @@ def test_the_tools_take_any_gluoncv_model_by_name(digits_rec, tmp_path, capsys):
     assert (scored['top1'], scored['top5']) == (trained['top1'], trained['top5'])
     assert score.main(['--params', str(save / 'model.params'), '--rec-val',
                        digits_rec + '_val.rec', '--quiet', '--batch-size', '4', '--dtype',
-                       'int8', '--calib-batches', '2']) == 0
+                       'int8', '--calib-batches', '2', '--calib-mode', 'naive']) == 0
     int8 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (int8['dtype'], int8['calib_batches'], int8['calib_mode'], int8['images']) == (
         'int8', 2, 'naive', scored['images'])

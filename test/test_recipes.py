@@ -277,9 +277,10 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     # its INT8 model (calibrated on 2 batches) scores the same images
     assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '2', '--rec-val',
                        tiny + '_val.rec', '--quiet', '--batch-size', '4', '--dtype', 'int8',
-                       '--calib-batches', '2']) == 0
+                       '--calib-batches', '2', '--calib-mode', 'naive']) == 0
     int8 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (int8['dtype'], int8['calib_batches'], int8['images']) == ('int8', 2, scored['images'])
+    assert (int8['dtype'], int8['calib_batches'], int8['calib_mode'], int8['images'],
+            int8['inference_graph']) == ('int8', 2, 'naive', scored['images'], 'merged')
     # it says what it scored, from the checkpoint's records (no model flag was typed)
     assert (scored['api'], scored['network'], scored['depth'], scored['ratio'],
             scored['use_se']) == ('symbol', 'resnetv2', 26, 0.25, False)

@@ -31,8 +31,9 @@ import numpy as np
 
 from .flops import attr_is_true, attr_tuple, node_shapes
 
-__all__ = ['fold_batchnorm', 'upsampling_as_deconvolution', 'pooling_as_convolution',
-           'upsampling_first', 'merge_summed_convolutions', 'for_inference', 'check_mxnet_int8']
+__all__ = ['fold_batchnorm', 'drop_noop_crops', 'upsampling_as_deconvolution',
+           'pooling_as_convolution', 'upsampling_first', 'merge_summed_convolutions',
+           'for_inference', 'check_mxnet_int8']
 
 _SUMS = ('elemwise_add', '_Plus', '_plus', 'add_n', 'ElementWiseSum')
 
@@ -189,6 +190,31 @@ def upsampling_as_deconvolution(symbol, params):
         rewritten.append(node['name'])
     new_symbol, new_params = _finish(graph, values)
     return new_symbol, new_params, rewritten
+
+
+def drop_noop_crops(symbol, params, data_shape, data_name='data'):
+    """``symbol`` without the ``slice_like`` crops that keep their input's shape for an
+    input ``data_name`` of ``data_shape`` (N, C, H, W): the same outputs at that size.
+
+    A graph built for every input size (a Module checkpoint's symbol, a Gluon model's
+    export without ``data_shape``) crops each upsampled map to its high map, a no-op on
+    even sizes. An INT8 runtime runs each such crop in float32 between a dequantization
+    and a quantization, which costs time and accuracy. Returns ``(symbol, params,
+    dropped)`` as :func:`fold_batchnorm` does.
+    """
+    graph = json.loads(symbol.tojson())
+    shapes = _output_shapes(graph, data_shape, data_name)
+    redirect, dropped = {}, []
+    for index, node in enumerate(graph['nodes']):
+        if node['op'] == 'slice_like' and \
+                shapes.get((index, 0)) == shapes.get(tuple(node['inputs'][0][:2])):
+            redirect[index] = node['inputs'][0]
+            dropped.append(node['name'])
+    for node in graph['nodes']:
+        node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
+    graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
+    new_symbol, new_params = _finish(graph, _numpy(params))
+    return new_symbol, new_params, dropped
 
 
 def pooling_as_convolution(symbol, params, data_shape, data_name='data'):
@@ -368,6 +394,8 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     if dtype == 'int8':
         batches = _int8_checks(calib_data, data_shape, calib_mode, ctx, 'for_inference')
         check_mxnet_int8()
+    if dtype == 'int8':                  # before folding: a crop may sit between conv and BN
+        symbol, params, _ = drop_noop_crops(symbol, params, data_shape)
     graphs = _graphs(symbol, params, data_shape, fold, rewrite, merge)
     if dtype == 'int8':
         blocks = {name: _int8_block(graph_symbol, graph_params, data_shape, batches, calib_mode,

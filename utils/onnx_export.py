@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 
-from .deploy import (_int8_checks, fold_batchnorm, merge_summed_convolutions,
+from .deploy import (_int8_checks, drop_noop_crops, fold_batchnorm, merge_summed_convolutions,
                      pooling_as_convolution, upsampling_first)
 
 __all__ = ['export_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime',
@@ -73,7 +73,8 @@ def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, cali
 
 def int8_graph(symbol, params, data_shape, fold=True):
     """``(symbol, params)``: the graph :func:`export_onnx` quantizes, the same outputs in
-    float32: BatchNorms folded (``fold``), each nearest upsampling that follows a 1x1
+    float32: crops that change nothing at ``data_shape`` dropped
+    (:func:`~octconv.utils.deploy.drop_noop_crops`), BatchNorms folded (``fold``), each nearest upsampling that follows a 1x1
     convolution with at most a quarter as many inputs as outputs moved in front of it
     (:func:`~octconv.utils.deploy.upsampling_first`), summed convolutions merged
     (:func:`~octconv.utils.deploy.merge_summed_convolutions`) and 2x2 average pooling
@@ -81,6 +82,7 @@ def int8_graph(symbol, params, data_shape, fold=True):
     onnxruntime's INT8 ``Resize`` and ``QLinearAveragePool`` are slow next to its INT8
     convolutions: these forms run fewer of the first and none of the second.
     """
+    symbol, params, _ = drop_noop_crops(symbol, params, data_shape)
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
     symbol, params, _ = upsampling_first(symbol, params)
