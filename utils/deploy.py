@@ -75,11 +75,18 @@ def fold_batchnorm(symbol, params):
             _scale_conv(nodes, conv, scale, shift if position == 0 else None, values)
         redirect[index] = node['inputs'][0]
         folded.append(node['name'])
-    for node in nodes:
-        node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
-    graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
+    _redirect_readers(graph, redirect)
     folded_symbol, folded_params = _finish(graph, values)
     return folded_symbol, folded_params, folded
+
+
+def _redirect_readers(graph, redirect, keep=()):
+    """Make every reader of a redirected node (``{node index: entry}``), heads included,
+    read its replacement instead; the nodes in ``keep`` are left as they are."""
+    for position, node in enumerate(graph['nodes']):
+        if position not in keep:
+            node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
+    graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
 
 
 def _follow(redirect, entry):
@@ -210,9 +217,7 @@ def drop_noop_crops(symbol, params, data_shape, data_name='data'):
                 shapes.get((index, 0)) == shapes.get(tuple(node['inputs'][0][:2])):
             redirect[index] = node['inputs'][0]
             dropped.append(node['name'])
-    for node in graph['nodes']:
-        node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
-    graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
+    _redirect_readers(graph, redirect)
     new_symbol, new_params = _finish(graph, _numpy(params))
     return new_symbol, new_params, dropped
 
@@ -226,8 +231,9 @@ def pooling_as_convolution(symbol, params, data_shape, data_name='data'):
     multiples of ``k`` for input ``data_name`` of ``data_shape`` (N, C, H, W), so that
     no window is partial. In onnxruntime's INT8 it pays: its INT8 depthwise convolution
     runs several times faster than its ``QLinearAveragePool`` (MXNet's INT8 gains
-    nothing, so :func:`for_inference` leaves the poolings; see ``docs/deployment.md``). The weights are new parameters ``<pooling>_weight``.
-    Returns ``(symbol, params, rewritten)`` as :func:`fold_batchnorm` does.
+    nothing, so :func:`for_inference` leaves the poolings; see ``docs/deployment.md``).
+    The weights are new parameters ``<pooling>_weight``. Returns ``(symbol, params,
+    rewritten)`` as :func:`fold_batchnorm` does.
     """
     graph = json.loads(symbol.tojson())
     nodes, values, rewritten = graph['nodes'], _numpy(params), []
@@ -295,10 +301,7 @@ def upsampling_first(symbol, params, max_channel_ratio=0.25):
         conv['inputs'] = [[index, 0, 0]] + conv['inputs'][1:]
         redirect[index] = entry           # the upsampling's readers read the conv instead
         moved.append(entry[0])
-    for position, node in enumerate(nodes):
-        if position not in moved:
-            node['inputs'] = [_follow(redirect, e) for e in node['inputs']]
-    graph['heads'] = [_follow(redirect, e) for e in graph['heads']]
+    _redirect_readers(graph, redirect, keep=moved)
     moved = [nodes[i]['name'] for i in moved]
     new_symbol, new_params = _finish(graph, values)
     return new_symbol, new_params, moved
@@ -394,16 +397,17 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
     if dtype == 'int8':
         batches = _int8_checks(calib_data, data_shape, calib_mode, ctx, 'for_inference')
         check_mxnet_int8()
-    if dtype == 'int8':                  # before folding: a crop may sit between conv and BN
+        # before folding: a crop may sit between a convolution and its BatchNorm
         symbol, params, _ = drop_noop_crops(symbol, params, data_shape)
-    graphs = _graphs(symbol, params, data_shape, fold, rewrite, merge)
-    if dtype == 'int8':
-        blocks = {name: _int8_block(graph_symbol, graph_params, data_shape, batches, calib_mode,
-                                    ctx, mx)
-                  for name, (graph_symbol, graph_params) in graphs.items()}
+
+        def build(graph_symbol, graph_params):
+            return _int8_block(graph_symbol, graph_params, data_shape, batches, calib_mode,
+                               ctx, mx)
     else:
-        blocks = {name: _inference_block(graph_symbol, graph_params, data_shape, fuse, ctx, mx)
-                  for name, (graph_symbol, graph_params) in graphs.items()}
+        def build(graph_symbol, graph_params):
+            return _inference_block(graph_symbol, graph_params, data_shape, fuse, ctx, mx)
+    blocks = {name: build(*graph) for name, graph in
+              _graphs(symbol, params, data_shape, fold, rewrite, merge).items()}
     name, times = next(iter(blocks)), {}
     if len(blocks) > 1:
         data = mx.nd.random.uniform(-1, 1, shape=data_shape, ctx=ctx)

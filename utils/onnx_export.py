@@ -74,8 +74,9 @@ def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, cali
 def int8_graph(symbol, params, data_shape, fold=True):
     """``(symbol, params)``: the graph :func:`export_onnx` quantizes, the same outputs in
     float32: crops that change nothing at ``data_shape`` dropped
-    (:func:`~octconv.utils.deploy.drop_noop_crops`), BatchNorms folded (``fold``), each nearest upsampling that follows a 1x1
-    convolution with at most a quarter as many inputs as outputs moved in front of it
+    (:func:`~octconv.utils.deploy.drop_noop_crops`), BatchNorms folded (``fold``), each
+    nearest upsampling that follows a 1x1 convolution with at most a quarter as many
+    inputs as outputs moved in front of it
     (:func:`~octconv.utils.deploy.upsampling_first`), summed convolutions merged
     (:func:`~octconv.utils.deploy.merge_summed_convolutions`) and 2x2 average pooling
     as a depthwise convolution (:func:`~octconv.utils.deploy.pooling_as_convolution`).
@@ -136,7 +137,8 @@ def _copy_atomically(source, path):
 def _quiet_onnxruntime():
     """For the duration, onnxruntime logs errors only (its quantizer's sessions warn
     about every initializer they drop) and Python's root logger warnings only from
-    level ERROR (the quantizer's advice to pre-process the file first)."""
+    level ERROR (the quantizer's advice to pre-process the file first). Afterwards
+    onnxruntime logs from its default level, warnings (it has no getter for the level)."""
     import logging
     import onnxruntime
     root = logging.getLogger()
