@@ -127,7 +127,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
             for name, steps in _DEPLOY_STEPS.items():
                 if VARIANTS[name] in variants:
                     if args.dtype == 'int8':
-                        steps = dict(steps, dtype='int8', calib_data=_calibration_batches(shape))
+                        steps = dict(steps, dtype='int8', calib_data=_random_calibration(shape))
                     variants[VARIANTS[name]][batch] = for_inference(
                         symbol, params, shape, **steps)
         except Exception as err:          # the pass rejects some graphs: report, go on
@@ -153,7 +153,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
     return candidates
 
 
-def _calibration_batches(shape, images=8):
+def _random_calibration(shape, images=8):
     """Random batches of ``shape``, ``images`` images in all (at least one batch), to
     calibrate INT8 models with: their speed does not depend on the ranges found."""
     import numpy as np
@@ -209,7 +209,7 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
             elif args.dtype == 'int8':
                 shape = (batch, 3, size, size)
                 export_onnx(symbol, params, shape, path, quantize='int8',
-                            calib_data=_calibration_batches(shape))
+                            calib_data=_random_calibration(shape))
             else:
                 export_onnx(symbol, params, (batch, 3, size, size), path)
         models.append((label, files))
@@ -552,10 +552,13 @@ def _print_targets(rows, batch_sizes):
         if 'target_time_ratio' not in row:
             continue
         target = row['target_time_ratio']
-        print('target %s: at most %.2f of vanilla INT8; %s' % (row['variant'], target, ', '.join(
-            'b%d %.3f (%s)' % (b, row['b%d_time_ratio' % b], 'met' if row[
-                'b%d_time_ratio' % b] <= target else 'over by %.3f' % (
-                    row['b%d_time_ratio' % b] - target)) for b in batch_sizes)))
+        verdicts = []
+        for batch in batch_sizes:
+            ratio = row['b%d_time_ratio' % batch]
+            verdicts.append('b%d %.3f (%s)' % (batch, ratio, 'met' if ratio <= target
+                                                else 'over by %.3f' % (ratio - target)))
+        print('target %s: at most %.2f of vanilla INT8; %s'
+              % (row['variant'], target, ', '.join(verdicts)))
 
 
 def _print_profiles(rows, batch):
