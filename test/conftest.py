@@ -46,6 +46,24 @@ def pack_demo_digits(root, per_class, val_ratio):
     return prefix
 
 
+def small_octave_cnn(strides, data_shape, seed):
+    """Five 3x3 convolutions (16-32-32-64-64 channels, ``strides``), each with BatchNorm
+    and ReLU, global pooling and 10 classes, octavized at 0.25 for ``data_shape`` and
+    initialised (Xavier, MXNet's random ``seed``): a small octave network to quantize."""
+    import mxnet as mx
+    from mxnet.gluon import nn
+    from octconv.gluon import octavize
+    mx.random.seed(seed)
+    net = nn.HybridSequential()
+    for channels, stride in zip((16, 32, 32, 64, 64), strides):
+        net.add(nn.Conv2D(channels, 3, strides=stride, padding=1), nn.BatchNorm(),
+                nn.Activation('relu'))
+    net.add(nn.GlobalAvgPool2D(), nn.Dense(10))
+    octave = octavize(net, 0.25, data_shape=data_shape)
+    octave.initialize(mx.init.Xavier())
+    return octave
+
+
 def small_model(name, **kwargs):
     """octconv's Gluon model ``name``, with the ResNet-152s built at depth 4-4-4-2 units
     (1, 2, 2, 1 blocks) from the same code (deep stem, strides in the last 1x1, the

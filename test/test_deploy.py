@@ -3,7 +3,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ops_of, small_model
+from conftest import ops_of, small_model, small_octave_cnn
 from octconv.symbol import get_linear
 from octconv.utils.deploy import (drop_noop_crops, fold_batchnorm, for_inference,
                                   merge_summed_convolutions, pooling_as_convolution,
@@ -386,17 +386,8 @@ def _small_octave_case():
     """A five-convolution network octavized at 0.25 (MXNet's entropy calibration takes
     about half a second per layer), its float32 graph for 4 images of 32 px, and 2
     calibration batches."""
-    from mxnet.gluon import nn
-    from octconv.gluon import octavize
-    mx.random.seed(1)
-    net = nn.HybridSequential()
-    for channels, stride in ((16, 1), (32, 1), (32, 2), (64, 1), (64, 2)):
-        net.add(nn.Conv2D(channels, 3, strides=stride, padding=1), nn.BatchNorm(),
-                nn.Activation('relu'))
-    net.add(nn.GlobalAvgPool2D(), nn.Dense(10))
     shape = (4, 3, 32, 32)
-    octave = octavize(net, 0.25, data_shape=shape)
-    octave.initialize(mx.init.Xavier())
+    octave = small_octave_cnn((1, 1, 2, 1, 2), shape, seed=1)
     octave(mx.nd.zeros(shape))
     params = {name: p.data() for name, p in octave.collect_params().items()}
     batches = [np.random.RandomState(i).uniform(size=shape).astype(np.float32) for i in (0, 1)]

@@ -6,6 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import small_octave_cnn
 from octconv.train import score
 from octconv.utils import demo_data
 from octconv.utils.deploy import for_inference
@@ -19,22 +20,12 @@ def trained():
     """``(symbol, params, val images, val labels, calibration batches)``: a small CNN
     octavized at ratio 0.25, trained 4 epochs on 1437 demo digits (32 px), and the 360
     digits it did not see."""
-    from mxnet.gluon import nn
-    from octconv.gluon import octavize
     images, labels = demo_data.load_digits()
     x = np.kron(images / 255., np.ones((4, 4)))[:, None].repeat(3, axis=1)
     x = ((x - 0.3) / 0.4).astype(np.float32)
     order = np.random.RandomState(0).permutation(len(x))
     train, val = order[:1437], order[1437:]
-    mx.random.seed(0)
-    net = nn.HybridSequential()
-    for channels, stride in ((16, 1), (32, 2), (32, 1), (64, 2), (64, 1)):
-        net.add(nn.Conv2D(channels, 3, strides=stride, padding=1), nn.BatchNorm(),
-                nn.Activation('relu'))
-    net.add(nn.GlobalAvgPool2D(), nn.Dense(10))
-    shape = (BATCH, 3, 32, 32)
-    octave = octavize(net, 0.25, data_shape=shape)
-    octave.initialize(mx.init.Xavier())
+    octave = small_octave_cnn((1, 2, 1, 2, 1), (BATCH, 3, 32, 32), seed=0)
     octave.hybridize()
     trainer = mx.gluon.Trainer(octave.collect_params(), 'adam', {'learning_rate': 3e-3})
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
