@@ -171,6 +171,12 @@ def flops_released():
     return '\n'.join(lines)
 
 
+def gluoncv_not_converted():
+    """GluonCV's classifiers that do not convert, with what stops them."""
+    from octconv.gluon.gluoncv_zoo import NOT_CONVERTED
+    return '\n'.join('- `%s`: %s.' % item for item in sorted(NOT_CONVERTED.items()))
+
+
 def sections():
     """``{section name: its text}`` as generated now."""
     runs = load_runs()
@@ -179,7 +185,8 @@ def sections():
             'speed-results': speed_results(timed),
             'int8-summary': int8_summary(timed_runs(runs, 'int8')),
             'int8-profiles': int8_profiles([(n, r) for n, r in runs if _profiled(r)]),
-            'released-models': released_models(), 'flops-released': flops_released()}
+            'released-models': released_models(), 'flops-released': flops_released(),
+            'gluoncv-not-converted': gluoncv_not_converted()}
 
 
 def documents():

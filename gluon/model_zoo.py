@@ -11,7 +11,7 @@ import os
 import mxnet as mx
 
 from . import densenet, mobilenet, resnet
-from .gluoncv_zoo import gluoncv_classifiers, octave_gluoncv_model
+from .gluoncv_zoo import convertible_classifiers, octave_gluoncv_model
 from .released import MODELS
 
 __all__ = ['get_model', 'get_model_list', 'released_file', 'released_models', 'paper_ratio',
@@ -122,17 +122,19 @@ def register_gluoncv(prefix=GLUONCV_PREFIX):
     at the ratio of :func:`paper_ratio` unless ``ratio=`` is given, and each released
     configuration under its released name (``resnet152_v1f_alpha-0.125``,
     ``se-resnet152_v1e_alpha-0.125``), at its ratio and SE setting: GluonCV's scripts
-    pass only the name and ``classes``. Every other GluonCV ImageNet classification model
-    is added as ``<prefix><its name>`` (``oct_resnet18_v1b``, ``oct_mobilenetv3_large``),
-    converted by ``octavize`` at ``DEFAULT_OCTAVE_RATIO`` unless ``ratio=`` is given.
-    Returns the names added. Calling again changes nothing.
+    give the name with ``classes``, ``ctx`` and ``pretrained``, and ``last_gamma`` or
+    ``use_se`` by flag. Every other GluonCV ImageNet classification model that converts is
+    added as ``<prefix><its name>`` (``oct_resnet18_v1b``, ``oct_mobilenetv3_large``),
+    converted by ``octavize`` at ``DEFAULT_OCTAVE_RATIO`` unless ``ratio=`` is given, at the
+    model's own input size; those of :data:`~octconv.gluon.gluoncv_zoo.NOT_CONVERTED` are
+    not. Returns the names added. Calling again changes nothing.
     """
     from gluoncv.model_zoo import model_zoo as gcv_zoo
     builders = {prefix + name: _gluoncv_builder(prefix + name, name, paper_ratio(name), False)
                 for name in _MODELS}
     builders.update((released, _gluoncv_builder(released, *config))
                     for released, config in released_models().items())
-    for name in gluoncv_classifiers():
+    for name in convertible_classifiers():
         builders.setdefault(prefix + name, _converted_builder(prefix + name, name))
     for key, builder in builders.items():
         gcv_zoo._models.setdefault(key, builder)

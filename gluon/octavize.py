@@ -1,40 +1,93 @@
 """``octavize``: the octave version of any Gluon HybridBlock (a GluonCV zoo model, your own).
 
-The block is traced to its MXNet graph, the graph rewritten by
-:func:`octconv.utils.octavize.rewrite` (placement, policies and the operators it
-converts are described there), and the result wrapped in a ``SymbolBlock``.
+The block is traced to its MXNet graph, the graph rewritten and checked by
+:func:`octconv.utils.octavize.convert` (placement, policies and the operators it
+converts are described there and in :mod:`octconv.utils.placement`), and the result
+wrapped in an :class:`Octavized` block. The block given is left as it was.
 """
 import mxnet as mx
 from mxnet.gluon import HybridBlock, SymbolBlock
 
 from ..utils.flops import trace_block
-from ..utils.octavize import rewrite
+from ..utils.octavize import convert, take
 
-__all__ = ['octavize']
+__all__ = ['octavize', 'Octavized']
+
+
+class Octavized(SymbolBlock):
+    """A converted network: a ``SymbolBlock`` of the octave graph, (N, C, H, W) -> the
+    original's outputs, for every input size the original takes.
+
+    ``smallest_input`` is the smallest square input the original takes (None when it was
+    not found below ``data_shape``) and ``graph_from`` the smallest the octave graph takes.
+    Where they differ, an input with a side below ``graph_from`` (one on which some octave
+    layer would have to halve a 1-pixel map) runs a second graph made for such inputs, with
+    the same parameters. Tracing, ``export`` and ONNX export give the first graph.
+    """
+
+    def __init__(self, conversion):
+        super().__init__(conversion.symbol, mx.sym.var('data'))
+        self.smallest_input = conversion.smallest
+        self.graph_from = conversion.graph_from
+        self._small_maps = _Unregistered(None if conversion.small_maps is None else SymbolBlock(
+            conversion.small_maps, mx.sym.var('data'), params=self.collect_params()))
+
+    def forward(self, x, *args):
+        small = self._small_maps.block
+        if small is not None and isinstance(x, mx.nd.NDArray) and \
+                min(x.shape[2:]) < self.graph_from:
+            return small(x, *args)
+        return super().forward(x, *args)
+
+    def hybridize(self, active=True, **kwargs):
+        super().hybridize(active, **kwargs)
+        if self._small_maps.block is not None:
+            self._small_maps.block.hybridize(active, **kwargs)
+
+    def cast(self, dtype):
+        super().cast(dtype)
+        if self._small_maps.block is not None:
+            self._small_maps.block._clear_cached_op()
+
+
+class _Unregistered:
+    """Holds a block that shares its owner's parameters without being its child."""
+
+    def __init__(self, block):
+        self.block = block
 
 
 def octavize(net, ratio, data_shape=(1, 3, 224, 224), policy=None, copy_weights=False,
              outputs=None):
-    """The octave network of ``net`` at ``ratio``, as a ``SymbolBlock``: (N, C, H, W) ->
-    the same outputs as ``net`` (pairs merged), for any input size ``net`` takes.
-    ``outputs`` names nodes of ``net``'s graph to return instead (each merged into one map,
-    e.g. a backbone's stage outputs for a detector): node names such as
-    ``resnetv1b_layers3_relu5_fwd``, as ``net(mx.sym.var('data')).get_internals()`` lists
-    them with ``_output``.
+    """The octave network of ``net`` at ``ratio``, an :class:`Octavized` block: (N, C, H, W)
+    -> the same outputs as ``net`` (pairs merged), for any input size ``net`` takes.
+    ``outputs`` names a node, or a list of nodes, of ``net``'s graph to return instead
+    (each merged into one map, e.g. a backbone's stage outputs for a detector): node names
+    such as ``resnetv1b_layers3_relu5_fwd``, as ``net(mx.sym.var('data')).get_internals()``
+    lists them with ``_output``.
 
     ``data_shape`` (N, C, H, W) is the size the placement is decided at (the stride of
     each layer); ``policy``: None or ``'paper'`` (the stem and the last stage vanilla),
-    ``'split-stem'``, or a function of a :class:`~octconv.utils.octavize.Layer` giving its
+    ``'split-stem'``, or a function of a :class:`~octconv.utils.placement.Layer` giving its
     ratio. At ratio 0 the graph is ``net``'s own and so are the parameter values (copied
     where ``net`` is initialised). At ``ratio`` > 0 the layers that stay as they were
     (stem, last stage, classifier) copy ``net``'s values; the octave layers' parameters
     are new, named after the original (``conv1_h2l_weight``, ``bn1_l_gamma``), with its
     initializer and multipliers, and initialised when you call ``initialize``, unless
     ``copy_weights``: then each path or part takes the slice of the original's values for
-    its channels (not for grouped convolutions other than depthwise ones).
-    ValueError for a block that is not a HybridBlock or cannot be traced, a ratio outside
-    [0, 1), a ``data_shape`` the network cannot take, or an operator with no octave form.
+    its channels (not for grouped convolutions other than depthwise ones). A parameter of
+    ``net`` initialised but still waiting for its first batch has no values to copy: it is
+    initialised in the octave network the same way, at that network's first batch
+    (``copy_weights=True`` refuses it). ``net`` itself, its parameters and their values,
+    is left as it was.
+    TypeError for a Symbol (see ``octconv.symbol.octavize``) or a ``data_shape`` that is
+    not a tuple; ValueError for a block that is not a HybridBlock or cannot be traced, a
+    ratio outside [0, 1), a ``data_shape`` the network cannot take, a node ``outputs``
+    names that the graph does not have, or an operator with no octave form.
     """
+    if isinstance(net, mx.sym.Symbol):
+        raise TypeError('octconv.gluon.octavize converts a Gluon HybridBlock, got a Symbol; '
+                        'for a Symbol use octconv.symbol.octavize')
     if not isinstance(net, HybridBlock):
         raise ValueError('octavize takes a Gluon HybridBlock, got %s (a Block that is not '
                          'hybridizable has no graph to rewrite)' % type(net).__name__)
@@ -45,13 +98,12 @@ def octavize(net, ratio, data_shape=(1, 3, 224, 224), policy=None, copy_weights=
                          'HybridBlock, with no NDArray-only code in hybrid_forward?): %s'
                          % (type(net).__name__, str(err).strip().splitlines()[0])) from None
     if outputs is not None:
-        symbol = _internal_outputs(symbol, outputs)
-    octave, origins = rewrite(symbol, ratio, data_shape, policy)
-    block = SymbolBlock(octave, mx.sym.var('data'))
+        symbol = _internal_outputs(symbol, [outputs] if isinstance(outputs, str) else outputs)
+    conversion = convert(symbol, ratio, data_shape, policy)
+    block = Octavized(conversion)
     sources = {p.name: p for p in net.collect_params().values()}
-    _finish_deferred_initialization(net, sources.values(), data_shape)
     for name, param in block.collect_params().items():
-        origin = origins[name]
+        origin = conversion.origins[name]
         source = sources[origin.name]
         param.init, param.lr_mult, param.wd_mult = source.init, source.lr_mult, source.wd_mult
         if source.grad_req == 'null':
@@ -61,10 +113,17 @@ def octavize(net, ratio, data_shape=(1, 3, 224, 224), policy=None, copy_weights=
                                                                 copy_weights):
             # through numpy: a slice of an NDArray is a view, which MKLDNN-laid-out
             # weights do not support
-            data = values.asnumpy()[origin.index]
+            data = take(values.asnumpy(), origin.index)
             param.shape = data.shape
             param.initialize(ctx=values.context)
             param.set_data(mx.nd.array(data, ctx=values.context, dtype=data.dtype))
+        elif source._deferred_init:       # initialised, waiting for its first batch
+            if copy_weights and origin.index is not None:
+                raise ValueError('octavize: copy_weights=True, but %s has no values yet (it '
+                                 'waits for the first batch through the network); run one '
+                                 'batch through the network first' % source.name)
+            init, ctx, default_init, _ = source._deferred_init
+            param.initialize(init=init, ctx=ctx, default_init=default_init)
     return block
 
 
@@ -74,21 +133,14 @@ def _internal_outputs(symbol, names):
     known = set(internals.list_outputs())
     picked = []
     for name in names:
+        if not isinstance(name, str):
+            raise TypeError('octavize: outputs names nodes (strings), got %r' % (name,))
         output = name if name in known else name + '_output'
         if output not in known:
             raise ValueError('octavize: the network has no node %r (its nodes end in e.g. %s)'
                              % (name, ', '.join(sorted(known)[-3:])))
         picked.append(internals[output])
     return mx.sym.Group(picked)
-
-
-def _finish_deferred_initialization(net, params, data_shape):
-    """Give ``net``'s parameters whose initialization waits for a first batch their values
-    (one forward pass of zeros of ``data_shape`` with batch 1), so that they can be copied."""
-    waiting = [p for p in params if p._deferred_init]
-    if waiting:
-        with mx.autograd.pause():
-            net(mx.nd.zeros((1,) + tuple(data_shape[1:]), ctx=waiting[0].list_ctx()[0]))
 
 
 def _values(param):

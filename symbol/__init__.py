@@ -10,7 +10,7 @@ The registry's functions also take ``graph`` ('optimized', the default, or
 (see :func:`get_symbol`).
 """
 from ..utils.octave import crops_are_noops, graph_options
-from ..utils.octavize import rewrite
+from ..utils.octavize import convert
 from . import densenet, resnetv2, resnextv2_32x4d, seresnetv2
 from .ops import channels_for, octave, ops_for, plain
 
@@ -68,16 +68,21 @@ def _built(build, data_shape, mode, *args, **kwargs):
     return build(*args, graph=graph_options(mode, even_sizes=True), **kwargs)
 
 
-def octavize(symbol, ratio, data_shape=(1, 3, 224, 224), policy=None):
-    """The octave version of any Symbol network ``symbol`` reading ``data`` (N, C, H, W)
-    at ``ratio`` (0 gives back the same graph), placed as decided at ``data_shape``.
+def octavize(symbol, ratio, data_shape=(1, 3, 224, 224), policy=None, data_name='data'):
+    """The octave version of any Symbol network ``symbol`` reading ``data_name`` (N, C, H, W)
+    at ``ratio`` (0 gives back the same graph), placed as decided at ``data_shape``: a
+    Symbol that takes ``data_shape`` and every larger input.
 
     ``policy``: None or ``'paper'`` (the stem and the last stage vanilla),
-    ``'split-stem'``, or a function of a :class:`~octconv.utils.octavize.Layer` giving its
+    ``'split-stem'``, or a function of a :class:`~octconv.utils.placement.Layer` giving its
     ratio. New parameters are named after the original's (``conv1_h2l_weight``) and keep
     its attributes, so an initializer treats them alike. The outputs are single maps, in
-    the original's order. See :mod:`octconv.utils.octavize`; ValueError names a ratio
-    outside [0, 1), a shape the network cannot take, or the node and operator that has no
-    octave form.
+    the original's order. A Module is bound at one size: pass it as ``data_shape``. The
+    graph is checked at ``data_shape`` and at the smallest input the original takes; where
+    that input is smaller than what this graph takes (``smallest_input`` of
+    :mod:`octconv.utils.octavize` tells both), a ``data_shape`` that small gives the graph
+    made for it. See :mod:`octconv.utils.octavize`; TypeError names an argument that is not
+    a Symbol or a tuple, ValueError a ratio outside [0, 1), a missing input, a shape the
+    network cannot take, or the node and operator that has no octave form.
     """
-    return rewrite(symbol, ratio, data_shape, policy)[0]
+    return convert(symbol, ratio, data_shape, policy, data_name).symbol

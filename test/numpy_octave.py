@@ -73,3 +73,31 @@ def octave_conv(x_h, x_l, weights, biases=None, pad=0, stride=1, groups=None):
     y_h = sum(terms_h) if terms_h else None
     y_l = sum(terms_l) if terms_l else None
     return y_h, y_l
+
+
+def octave_conv_general(x_h, x_l, weights, stride, pad, geometry):
+    """The general form of Eq. 4, for a layer that does not keep (or halve) the map's size:
+    h2h is the plain convolution (``pad``, ``stride``); every other path is a stride-1
+    convolution padded by ``geometry[path][0]`` on its grid (the low input; the high input
+    pooled 2x2, once more with stride 2), l2h upsampled at stride 1, then cropped from
+    ``geometry[path][1]`` to the size of its output part (the high part's size, or half of
+    it rounded up). ``geometry`` is the test's own table, not the package's."""
+    y_hh = conv2d(x_h, weights['h2h'], pad=pad)[:, :, ::stride, ::stride]
+    high = y_hh.shape[2:]
+    low = tuple(-(-s // 2) for s in high)
+
+    def crop(y, begin, size):
+        return y[:, :, begin:begin + size[0], begin:begin + size[1]]
+
+    q, begin = geometry['l2h']
+    y_lh = conv2d(x_l, weights['l2h'], pad=q)
+    if stride == 1:
+        y_lh = y_lh.repeat(2, axis=2).repeat(2, axis=3)
+    source_h = avgpool2(x_h) if stride == 1 else avgpool2(avgpool2(x_h))
+    source_l = x_l if stride == 1 else avgpool2(x_l)
+    q_hl, begin_hl = geometry['h2l']
+    q_ll, begin_ll = geometry['l2l']
+    y_h = y_hh + crop(y_lh, begin, high)
+    y_l = crop(conv2d(source_h, weights['h2l'], pad=q_hl), begin_hl, low) + \
+        crop(conv2d(source_l, weights['l2l'], pad=q_ll), begin_ll, low)
+    return y_h, y_l

@@ -1,6 +1,8 @@
 """The README and docs/ run as written: every python block of README.md, and each block of
-docs/*.md marked ``<!-- run -->``, runs in a fresh interpreter; the generated sections are
-up to date with the kept runs and the records; no work history in user docs."""
+docs/*.md marked ``<!-- run -->``, runs in a fresh interpreter, and where a ``text`` block
+follows it, prints exactly that; the generated sections are up to date with the kept runs
+and the records; no work history in user docs."""
+import os
 import pathlib
 import re
 import subprocess
@@ -10,7 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md'))
-BLOCK = re.compile(r'(<!-- run -->\n)?```python\n(.*?)```', re.S)
+BLOCK = re.compile(r'(<!-- run -->\n)?```python\n(.*?)```\n(```text\n(.*?)```)?', re.S)
 
 
 def _blocks():
@@ -18,15 +20,19 @@ def _blocks():
     for path in DOCS:
         for number, match in enumerate(BLOCK.finditer(path.read_text())):
             if path.name == 'README.md' or match.group(1):
-                found.append(pytest.param(match.group(2), id='%s-%d' % (path.name, number)))
+                found.append(pytest.param(match.group(2), match.group(4),
+                                          id='%s-%d' % (path.name, number)))
     return found
 
 
-@pytest.mark.parametrize('code', _blocks())
-def test_the_example_runs_as_written(code, tmp_path):
+@pytest.mark.parametrize('code, printed', _blocks())
+def test_the_example_runs_as_written(code, printed, tmp_path):
     done = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=dict(os.environ, HOME=str(tmp_path),
+                                                           TMPDIR=str(tmp_path)))
     assert done.returncode == 0, done.stderr[-3000:]
+    if printed is not None:                 # the output the page shows is the output it gets
+        assert done.stdout == printed
 
 
 def test_the_generated_sections_are_up_to_date():

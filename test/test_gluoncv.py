@@ -10,7 +10,7 @@ from gluoncv.nn.feature import FeatureExpander, FeatureExtractor
 from gluoncv.utils import export_block
 
 from octconv.gluon import Backbone, get_model_list, register_gluoncv, released_models
-from octconv.gluon.gluoncv_zoo import gluoncv_classifiers
+from octconv.gluon.gluoncv_zoo import NOT_CONVERTED, convertible_classifiers, gluoncv_classifiers
 from octconv.gluon.released import MODELS
 
 HAND_BUILT = ['oct_' + name for name in get_model_list()] + list(released_models())
@@ -18,10 +18,12 @@ HAND_BUILT = ['oct_' + name for name in get_model_list()] + list(released_models
 
 def test_registration_is_explicit_and_complete():
     added = register_gluoncv()
-    converted = ['oct_' + name for name in gluoncv_classifiers()
+    converted = ['oct_' + name for name in convertible_classifiers()
                  if 'oct_' + name not in HAND_BUILT]
     assert added == HAND_BUILT + converted
     assert 'oct_resnet18_v1b' in converted and 'oct_densenet121' not in converted
+    assert set(NOT_CONVERTED) <= set(gluoncv_classifiers())          # each refused by name
+    assert not {'oct_' + name for name in NOT_CONVERTED} & set(added)
     assert set(added) <= set(model_zoo.get_model_list())
     assert register_gluoncv() == added          # a second call changes nothing
     net = model_zoo.get_model('oct_resnet50_v1b', ratio=0.5, classes=10)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import numpy_octave as ref
-from octconv.utils.octave import (octave_conv, octave_dense, octave_pool, plan_octave_conv,
-                                  plan_octave_dense, split_channels)
+from octconv.utils.octave import (graph_options, octave_conv, octave_dense, octave_pool,
+                                  plan_octave_conv, plan_octave_dense, split_channels)
 
 RNG = np.random.RandomState(0)
 
@@ -211,6 +211,58 @@ def test_an_unpadded_3x3_pooling_keeps_low_at_half_of_high(size):
                                rtol=1e-12)
 
 
+# Layers that change the map's size, and the geometry of their other paths worked out by hand
+# (padding, first pixel kept): positions in high-input pixels, the low input starting at 1/2
+# with spacing 2; each path starts where the output part it adds to starts, to the nearest
+# pixel (a tie rounds up).
+GENERAL = [
+    # unpadded 3x3: the output starts at pixel 1; the low output at 1.5 (spacing 2)
+    ((3, 1, 0), {'l2h': (1, 1), 'h2l': (1, 1), 'l2l': (1, 1)}),
+    # ConvNeXt's 2x2, stride 2: the output starts at 0.5 (spacing 2), its low part at 1.5
+    # (spacing 4); an even kernel padded by 1 starts half a window early
+    ((2, 2, 0), {'l2h': (1, 1), 'h2l': (1, 1), 'l2l': (1, 1)}),
+    ((4, 2, 1), {'l2h': (2, 1), 'h2l': (2, 1), 'l2l': (2, 1)}),
+    # Inception's unpadded 3x3, stride 2: output at 1 (spacing 2), its paths at 0.5
+    ((3, 2, 0), {'l2h': (1, 0), 'h2l': (1, 0), 'l2l': (1, 0)}),
+    ((5, 1, 0), {'l2h': (2, 2), 'h2l': (2, 1), 'l2l': (2, 1)}),
+]
+
+
+@pytest.mark.parametrize('layer, geometry', GENERAL)
+@pytest.mark.parametrize('size', [(9, 9), (12, 16), (7, 11), (13, 6)])
+def test_a_layer_that_changes_the_size_matches_the_general_form(layer, geometry, size):
+    kernel, stride, pad = layer
+    spec = plan_octave_conv('downsample', (6, 2), (5, 3), kernel, stride=stride, pad=pad)
+    assert {path: (g.pad[0], g.begin[0]) for path, g in spec.geometry.items()} == geometry
+    x_h, x_l = _inputs(spec.in_channels, size)
+    weights, _, params = _random_params(spec)
+    want_h, want_l = ref.octave_conv_general(x_h, x_l, weights, stride, pad, geometry)
+    got_h, got_l = octave_conv(mx.nd, spec, _nd(x_h), _nd(x_l), params)
+    # the plain convolution's output size, and its low part at half of it
+    assert got_h.shape[2:] == tuple((s + 2 * pad - kernel) // stride + 1 for s in size)
+    np.testing.assert_allclose(got_h.asnumpy(), want_h, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_l.asnumpy(), want_l, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_the_one_pixel_graph_halves_a_pixel_and_equals_the_other_elsewhere(stride):
+    spec = plan_octave_conv('tiny', (6, 2), (5, 3), 3, stride=stride, pad=1)
+    _, _, params = _random_params(spec)
+    one_pixel = graph_options(one_pixel_maps=True)
+    for size in [(1, 1), (1, 3), (2, 2), (5, 8), (7, 9)]:
+        x_h, x_l = _inputs(spec.in_channels, size)
+        got = octave_conv(mx.nd, spec, _nd(x_h), _nd(x_l), params, graph=one_pixel)
+        if min(size) > 2:     # where no map is 1 pixel, the first graph's numbers
+            for part, want in zip(got, octave_conv(mx.nd, spec, _nd(x_h), _nd(x_l), params)):
+                np.testing.assert_allclose(part.asnumpy(), want.asnumpy(), rtol=1e-12)
+        else:         # a 1-pixel side halves to itself: the paper's numpy form says the same
+            want = ref.octave_conv(x_h, x_l, {p: w.asnumpy() for p, (w, _) in params.items()},
+                                   pad=1, stride=stride,
+                                   groups={p: s.groups for p, s in spec.paths.items()})
+            for part, expected in zip(got, want):
+                np.testing.assert_allclose(part.asnumpy(), expected, rtol=1e-10)
+
+
 @pytest.mark.parametrize('kwargs,message', [
     (dict(in_channels=(112, 16), channels=(112, 16), kernel=3, groups=32), 'path h2h: groups=32'),
     (dict(in_channels=(4, 4), channels=(4, 4), kernel=3, stride=3), 'stride 1 or 2'),
@@ -237,6 +289,7 @@ def test_split_rejects_bad_ratios(ratio):
 
 
 def test_split_follows_the_paper():
+    assert split_channels(64, np.float32(0.25)) == (48, 16)          # numpy's numbers too
     assert split_channels(64, 0.125) == (56, 8)
     assert split_channels(64, 0.5) == (32, 32)
     assert split_channels(100, 0.375) == (63, 37)

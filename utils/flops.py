@@ -21,6 +21,8 @@ each operator's inputs, not by name.
 Per-layer rows group the operators of one octave layer (``<layer>-h2h``,
 ``-h2l``, ``-l2h``, ``-l2l`` and their pooling) under ``<layer>``.
 """
+import contextlib
+import io
 import json
 import re
 from collections import OrderedDict, namedtuple
@@ -30,7 +32,7 @@ import numpy as np
 from .octave import UNCOUNTED
 
 __all__ = ['Count', 'LayerCount', 'count_symbol', 'count_block', 'trace_block', 'layer_name',
-           'attr_is_true', 'attr_tuple', 'node_shapes']
+           'infer_shape', 'attr_is_true', 'attr_tuple', 'node_shapes']
 
 Count = namedtuple('Count', ['params', 'flops', 'macs', 'layers'])
 Count.__doc__ = """Totals for one input shape: ``params``, ``flops``, ``macs`` (ints) and
@@ -88,6 +90,13 @@ def _op_cost(op, attrs, in_shapes, out_shape, weight_shape):
     return 0, 0
 
 
+def infer_shape(symbol, **shapes):
+    """``symbol.infer_shape(**shapes)`` without the lines MXNet prints to standard output
+    when it fails (the MXNetError is raised as usual)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return symbol.infer_shape(**shapes)
+
+
 def count_symbol(symbol, data_shape, data_name='data', frozen=(), other_inputs=None):
     """Count ``symbol`` for an input ``data_name`` of ``data_shape`` (N, C, H, W).
 
@@ -99,7 +108,7 @@ def count_symbol(symbol, data_shape, data_name='data', frozen=(), other_inputs=N
     internals = symbol.get_internals()
     shapes_in = dict(other_inputs or {}, **{data_name: tuple(data_shape)})
     try:
-        arg_shapes, out_shapes, _ = internals.infer_shape(**shapes_in)
+        arg_shapes, out_shapes, _ = infer_shape(internals, **shapes_in)
     except Exception as err:   # MXNetError: say which input and shape
         raise ValueError('cannot infer shapes for %s=%s: %s'
                          % (data_name, tuple(data_shape), str(err).splitlines()[0])) from None

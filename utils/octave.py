@@ -41,21 +41,26 @@ Same parameters, same outputs; the optimized one:
   (``Graph.even_sizes``, checked with :func:`crops_are_noops`).
 """
 import json
+import numbers
 from collections import namedtuple
 
-__all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec',
-           'plan_octave_conv', 'plan_octave_dense', 'octave_conv', 'octave_dense',
-           'downsample', 'upsample_like', 'merge_pair', 'half_grid', 'octave_pool',
+__all__ = ['PATHS', 'split_channels', 'check_ratio', 'PathSpec', 'OctaveSpec', 'PathGeometry',
+           'plan_octave_conv', 'plan_octave_dense', 'general_geometry', 'octave_conv',
+           'octave_dense',
+           'downsample', 'upsample_like', 'merge_pair', 'shift', 'half_grid', 'octave_pool',
            'GRAPHS', 'Graph', 'OPTIMIZED', 'graph_options', 'crops_are_noops',
            'add', 'activation', 'sum_pairs', 'concat_pairs', 'concat_channels', 'UNCOUNTED']
 
 GRAPHS = ('optimized', 'straightforward')
 
 
-class Graph(namedtuple('Graph', ['mode', 'even_sizes'])):
-    """Which graph a builder makes: ``mode`` (one of :data:`GRAPHS`) and ``even_sizes``,
-    True when the caller has checked that every map has even sides (the optimized graph
-    then leaves out the crops and the padding that odd sizes need)."""
+class Graph(namedtuple('Graph', ['mode', 'even_sizes', 'one_pixel_maps'])):
+    """Which graph a builder makes: ``mode`` (one of :data:`GRAPHS`); ``even_sizes``, True
+    when the caller has checked that every map has even sides (the optimized graph then
+    leaves out the crops and the padding that odd sizes need); ``one_pixel_maps``, True
+    when a map of one pixel must halve too (to itself): the 2x2 average then repeats the
+    bottom row and right column first, an extra copy that MXNet's pooling cannot skip (it
+    refuses a 2x2 window over a 1-pixel map)."""
 
     __slots__ = ()
 
@@ -65,11 +70,14 @@ class Graph(namedtuple('Graph', ['mode', 'even_sizes'])):
         return self.mode == 'optimized' and self.even_sizes
 
 
-def graph_options(mode='optimized', even_sizes=False):
+Graph.__new__.__defaults__ = (False, False)
+
+
+def graph_options(mode='optimized', even_sizes=False, one_pixel_maps=False):
     """The :class:`Graph` of ``mode`` ('optimized' or 'straightforward'); ValueError else."""
     if mode not in GRAPHS:
         raise ValueError('graph must be one of %s, got %r' % (', '.join(GRAPHS), mode))
-    return Graph(mode, bool(even_sizes))
+    return Graph(mode, bool(even_sizes), bool(one_pixel_maps))
 
 
 OPTIMIZED = Graph('optimized', False)
@@ -167,12 +175,15 @@ shape ``(channels,)`` when ``use_bias``."""
 
 
 class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'kernel',
-                                           'stride', 'pad', 'paths'])):
+                                           'stride', 'pad', 'paths', 'geometry'])):
     """The plan of one octave layer: which paths exist and how each is shaped.
 
     ``in_channels`` and ``channels`` are ``(high, low)`` pairs (0 = absent),
     ``paths`` maps a path name (``'h2l'``...) to its :class:`PathSpec`,
-    ``kernel`` is ``None`` for a dense (fully-connected) layer.
+    ``kernel`` is ``None`` for a dense (fully-connected) layer. ``geometry`` is ``None``
+    for a convolution that keeps the map's size (stride 1) or halves it (stride 2), the
+    paper's form; else ``{path: PathGeometry}`` for the general form (see
+    :func:`octave_conv`).
     """
 
     def weight_shape(self, path):
@@ -183,11 +194,20 @@ class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'k
         return (p.channels, p.in_channels // p.groups) + tuple(self.kernel)
 
 
+OctaveSpec.__new__.__defaults__ = (None,)
+
+PathGeometry = namedtuple('PathGeometry', ['pad', 'begin'])
+PathGeometry.__doc__ = """How a path of the general form runs: a stride-1 convolution
+padded by ``pad`` (per axis) on its grid, whose output is cropped from ``begin`` (per
+axis) to the size of the layer's output part."""
+
+
 def check_ratio(ratio, where='ratio'):
-    """Raise ``ValueError`` unless ``ratio`` is in [0, 1) (0: the vanilla network; -1, the
-    reference's name for it, is accepted too)."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+    """``ratio`` as a float, or ``ValueError`` unless it is a number (a Python or numpy one)
+    in [0, 1) (0: the vanilla network; -1, the reference's name for it, is accepted too)."""
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
         raise ValueError('%s must be a number in [0, 1), got %r' % (where, ratio))
+    ratio = float(ratio)
     if ratio != -1 and not 0 <= ratio < 1:
         raise ValueError('%s must be in [0, 1) (0 is the vanilla network), got %r'
                          % (where, ratio))
@@ -276,6 +296,10 @@ def plan_octave_conv(name, in_channels, channels, kernel, stride=1, pad=0, group
     in_channels, channels : int or (high, low)
         Input and output channels; an int means ``(int, 0)``; 0 or -1 = absent.
     kernel, pad : int or (kh, kw)
+        Any kernel and (symmetric) padding. Where the padding is ``(kernel - 1) / 2`` on
+        every axis the layer keeps the map's size (stride 1) or halves it (stride 2) and
+        takes the paper's form; otherwise (an unpadded 3x3, an even kernel) the general
+        form of :func:`octave_conv`, whose output has the size of the plain convolution's.
     stride : 1 or 2 (int or pair of equal values)
     groups : int
         Grouped convolution on every path with ``min(groups, out part)`` groups;
@@ -293,7 +317,8 @@ def plan_octave_conv(name, in_channels, channels, kernel, stride=1, pad=0, group
     ------
     ValueError
         Naming the layer and the numbers, for groups that do not divide a
-        path's channels, an unsupported stride, or no path at all.
+        path's channels, an unsupported stride, a general-form layer without its h2h path,
+        or no path at all.
     """
     kernel = _ints2(kernel, 'kernel', name)
     pad = _ints2(pad, 'pad', name)
@@ -301,8 +326,82 @@ def plan_octave_conv(name, in_channels, channels, kernel, stride=1, pad=0, group
     if stride not in ((1, 1), (2, 2)):
         raise ValueError('layer %s: octave convolution supports stride 1 or 2, got %r'
                          % (name, stride))
-    return _plan(name, in_channels, channels, groups, use_bias, tuple(enable),
+    spec = _plan(name, in_channels, channels, groups, use_bias, tuple(enable),
                  kernel, stride[0], pad)
+    if all(k - 1 == 2 * p for k, p in zip(kernel, pad)):
+        return spec
+    if 'h2h' not in spec.paths:
+        raise ValueError('layer %s: kernel %s with padding %s changes the map\'s size; its '
+                         'octave form crops every path to the h2h path\'s output, and this '
+                         'layer has no h2h path' % (name, kernel, pad))
+    return spec._replace(geometry=general_geometry(name, kernel, stride[0], pad))
+
+
+def general_geometry(name, kernel, stride, pad):
+    """``{path: PathGeometry}`` of the general form of a layer of ``kernel``, ``stride`` (1
+    or 2) and ``pad`` (pairs; see :func:`octave_conv`).
+
+    Positions are counted in pixels of the high input, each map being a grid of an origin
+    and a spacing: the low input starts at 1/2 with spacing 2, 2x2 pooling moves the
+    origin by half the spacing and doubles it, a stride-1 convolution padded by ``q`` moves
+    it by ``spacing * ((k - 1) / 2 - q)``, nearest upsampling by minus a quarter of the
+    spacing, which it halves. Each path (padded by ``q``, at least ``(k - 1) / 2`` rounded
+    up, and ``pad``) is cropped from the whole number of its pixels nearest to the start of
+    the output part it adds to: the plain convolution's output, or its 2x2 pooled grid.
+    Checked for every size the plain convolution takes: each path covers its output part.
+    """
+    per_axis = [_axis_geometry(name, k, stride, p) for k, p in zip(kernel, pad)]
+    return {path: PathGeometry(tuple(axis[path][0] for axis in per_axis),
+                               tuple(axis[path][1] for axis in per_axis))
+            for path in ('l2h', 'h2l', 'l2l')}
+
+
+def _axis_geometry(name, k, s, p):
+    """``{path: (pad, begin)}`` for one axis (see :func:`general_geometry`)."""
+    from fractions import Fraction as Q
+
+    def down(grid):
+        return grid[0] + grid[1] / 2, grid[1] * 2
+
+    def conv(grid, q):
+        return grid[0] + grid[1] * (Q(k - 1, 2) - q), grid[1]
+
+    def up(grid):
+        return grid[0] - grid[1] / 4, grid[1] / 2
+
+    high_in, low_in = (Q(0), Q(1)), (Q(1, 2), Q(2))
+    high_out = (Q(k - 1, 2) - p, Q(s))
+    low_out = down(high_out)
+    # each path: (its input grid and size as functions of the high input's size L, whether
+    # it is upsampled after its convolution, the output part it adds to)
+    half = lambda n: -(-n // 2)                                     # noqa: E731
+    inputs = {'l2h': (low_in, half, s == 1, 'high'),
+              'h2l': (down(high_in) if s == 1 else down(down(high_in)),
+                      half if s == 1 else lambda n: half(half(n)), False, 'low'),
+              'l2l': (low_in if s == 1 else down(low_in),
+                      half if s == 1 else lambda n: half(half(n)), False, 'low')}
+    smallest = max(k - 2 * p, 1)
+    for q in range(max(-(-(k - 1) // 2), p), max(-(-(k - 1) // 2), p) + 3):
+        plan = {}
+        for path, (grid, size, upsampled, part) in inputs.items():
+            out = conv(grid, q)
+            if upsampled:
+                out = up(out)
+            target = high_out if part == 'high' else low_out
+            plan[path] = (q, max(int((target[0] - out[0]) / out[1] + Q(1, 2)), 0))
+
+        def covers(n):
+            high = (n + 2 * p - k) // s + 1
+            for path, (grid, size, upsampled, part) in inputs.items():
+                length = size(n) + 2 * q - k + 1
+                length = 2 * length if upsampled else length
+                if length - plan[path][1] < (high if part == 'high' else half(high)):
+                    return False
+            return True
+        if all(covers(n) for n in range(smallest, smallest + 32)):
+            return plan
+    raise ValueError('layer %s: kernel %d, stride %d, padding %d has no octave form (its '
+                     'paths cannot cover the output at every size)' % (name, k, s, p))
 
 
 def plan_octave_dense(name, in_channels, channels, use_bias=False, enable=PATHS):
@@ -330,8 +429,15 @@ def downsample(F, x, name=None, graph=OPTIMIZED):
     An odd side pads one row or column, left out of the average. With
     ``graph.even_sizes`` nothing is padded and the padding-inclusive average
     (the same numbers) is used: MKLDNN trains the padding-exclusive one in its
-    inference mode and logs "training with prop_kind is forward_scoring" for it.
+    inference mode and logs "training with prop_kind is forward_scoring" for it. With
+    ``graph.one_pixel_maps`` the bottom row and right column are repeated once and the
+    whole windows averaged: the same numbers, and a 1-pixel map halves to itself.
     """
+    if graph.one_pixel_maps:
+        x = F.pad(x, mode='edge', pad_width=(0, 0, 0, 0, 0, 1, 0, 1),
+                  name=None if name is None else name + '_edge')
+        return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
+                         pooling_convention='valid', name=name)
     return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
                      pooling_convention='full', count_include_pad=graph.skips_crops, name=name)
 
@@ -362,6 +468,15 @@ def merge_pair(F, high, low, name=None, graph=OPTIMIZED):
     return concat_channels(F, (high, up), name=name)
 
 
+def shift(F, x, begin, name):
+    """``x`` (N, C, *spatial) without its first ``begin[k]`` pixels along spatial axis ``k``
+    (``x`` itself when ``begin`` is all 0)."""
+    if not any(begin):
+        return x
+    return F.slice(x, begin=(None, None) + tuple(begin), end=(None,) * (2 + len(begin)),
+                   name=name)
+
+
 def half_grid(F, x, name=None):
     """A cheap (N, 1, ceil(H/2), ceil(W/2)) view of ``x`` (N, C, H, W): the low-map size.
 
@@ -381,8 +496,9 @@ def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
     as pooling both parts as asked. A window wider than twice its padding plus 2 (3x3
     without padding) would leave the low map short of that size: the low part is then
     first extended at its bottom and right edge by repeating the edge (exact for max
-    pooling; for average pooling it changes only the windows at the edge). When
-    ``graph`` skips crops the crop is left out.
+    pooling; for average pooling it changes only the windows at the edge); with
+    ``graph.one_pixel_maps``, so is a low map that a 1-pixel map would leave narrower than
+    the window. When ``graph`` skips crops the crop is left out.
     """
     def pool(x, suffix, **overrides):
         if x is None:
@@ -395,9 +511,12 @@ def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
     shrinks = not pool_kwargs.get('global_pool', False) and max(stride) > 1
     if x_low is None or x_high is None or not shrinks:
         return y_high, pool(x_low, 'l')
-    extra = max(_ints2(pool_kwargs.get('kernel', 1), 'kernel', name)) - \
-        2 * max(_ints2(pool_kwargs.get('pad', 0), 'pad', name)) - 2
-    if extra > 0:       # a wide unpadded window: the low map would come out short
+    kernel = max(_ints2(pool_kwargs.get('kernel', 1), 'kernel', name))
+    pad = max(_ints2(pool_kwargs.get('pad', 0), 'pad', name))
+    extra = kernel - 2 * pad - 2        # a wide unpadded window: the low map would come out short
+    if graph.one_pixel_maps:            # and a window wider than a 1-pixel map: refused by MXNet
+        extra = max(extra, kernel - 2 * pad - 1)
+    if extra > 0:
         x_low = F.pad(x_low, mode='edge', pad_width=(0, 0, 0, 0, 0, extra, 0, extra),
                       name=None if name is None else name + '-l_pad')
     y_low = pool(x_low, 'l', pooling_convention='full')
@@ -433,36 +552,78 @@ def octave_conv(F, spec, x_high, x_low, params, name=None, graph=OPTIMIZED):
         ``(N, channels[0], H', W')`` and ``(N, channels[1], ceil(H'/2), ceil(W'/2))``
         with ``H' = H`` (stride 1) or ``ceil(H/2)`` (stride 2); a part with 0
         channels is ``None``.
+
+    The general form (``spec.geometry``, a layer that does not keep or halve the map's
+    size): ``h2h`` is the plain convolution itself, strided as asked, and its output size
+    ``H'`` is the plain convolution's. Every other path runs at stride 1 on its grid as in
+    the paper's form (the low input; the high input pooled 2x2; with stride 2, pooled once
+    more), padded by its ``PathGeometry.pad``, ``l2h`` upsampled at stride 1, and is cropped
+    from its ``PathGeometry.begin`` to its output part: ``H'`` for the high part,
+    ``ceil(H'/2)`` for the low part.
     """
     _check_inputs(spec, x_high, x_low)
     name = spec.name if name is None else name
     paths = spec.paths
-    if spec.stride == 2 and x_high is not None:
-        x_high = downsample(F, x_high, name='%s-h_down' % name, graph=graph)
+    geometry = spec.geometry
 
-    def conv(path, x):
+    def conv(path, x, stride=None, pad=spec.pad):
         p = paths[path]
         weight, bias = params[path]
-        kw = dict(kernel=spec.kernel, pad=spec.pad, num_filter=p.channels, num_group=p.groups,
+        kw = dict(kernel=spec.kernel, pad=pad, num_filter=p.channels, num_group=p.groups,
                   no_bias=bias is None, name='%s-%s' % (name, path))
+        if stride is not None:
+            kw['stride'] = stride
         if bias is None:
             return F.Convolution(x, weight, **kw)
         return F.Convolution(x, weight, bias, **kw)
 
+    def down(x, suffix):
+        return downsample(F, x, name='%s-%s_down' % (name, suffix), graph=graph)
+
+    if geometry is not None:
+        return _general_octave_conv(F, spec, x_high, x_low, conv, down, name, graph)
     y = {}
+    if spec.stride == 2 and x_high is not None:
+        x_high = down(x_high, 'h')
     if 'h2h' in paths:
         y['h2h'] = conv('h2h', x_high)
     if 'h2l' in paths:
-        y['h2l'] = conv('h2l', downsample(F, x_high, name='%s-h2l_down' % name, graph=graph))
+        y['h2l'] = conv('h2l', down(x_high, 'h2l'))
     if 'l2l' in paths:
-        y['l2l'] = conv('l2l', x_low if spec.stride == 1 else
-                        downsample(F, x_low, name='%s-l2l_down' % name, graph=graph))
+        y['l2l'] = conv('l2l', x_low if spec.stride == 1 else down(x_low, 'l2l'))
     if 'l2h' in paths:
         # With stride 2 the low map already has the size of the high output.
         y['l2h'] = conv('l2h', x_low)
         if spec.stride == 1:
             y['l2h'] = upsample_like(F, y['l2h'], y.get('h2h', x_high), name='%s-l2h' % name,
                                      graph=graph)
+    return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name, graph),
+            add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name, graph))
+
+
+def _general_octave_conv(F, spec, x_high, x_low, conv, down, name, graph):
+    """The general form of :func:`octave_conv` (``spec.geometry`` set)."""
+    geometry, paths = spec.geometry, spec.paths
+    y = {'h2h': conv('h2h', x_high, stride=(spec.stride,) * 2)}
+    low_grid = half_grid(F, y['h2h'], name='%s-l_grid' % name) if spec.channels[1] else None
+
+    def cropped(path, x, like):
+        x = shift(F, x, geometry[path].begin, name='%s-%s_shift' % (name, path))
+        return F.slice_like(x, like, axes=(2, 3), name='%s-%s_crop' % (name, path))
+
+    if 'l2h' in paths:
+        out = conv('l2h', x_low, pad=geometry['l2h'].pad)
+        if spec.stride == 1:
+            out = F.UpSampling(out, scale=2, sample_type='nearest', num_args=1,
+                               name='%s-l2h_up' % name)
+        y['l2h'] = cropped('l2h', out, y['h2h'])
+    if 'h2l' in paths:
+        source = down(x_high, 'h2l')
+        source = source if spec.stride == 1 else down(source, 'h2l2')
+        y['h2l'] = cropped('h2l', conv('h2l', source, pad=geometry['h2l'].pad), low_grid)
+    if 'l2l' in paths:
+        source = x_low if spec.stride == 1 else down(x_low, 'l2l')
+        y['l2l'] = cropped('l2l', conv('l2l', source, pad=geometry['l2l'].pad), low_grid)
     return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name, graph),
             add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name, graph))
 
