@@ -19,12 +19,14 @@ FAMILIES = ['alexnet', 'dla34', 'googlenet', 'hrnet_w18_small_v1_c', 'inceptionv
 
 def built_as_gluoncv_scripts_do(name):
     """``oct_<name>`` from GluonCV's zoo with 10 classes, initialised as GluonCV's
-    train_imagenet.py does, and its output for two random images of its own size."""
+    train_imagenet.py does, and its output in training mode (BatchNorm on the batch's
+    statistics, as training runs it) for two random images of its own size."""
     register_gluoncv()
     net = model_zoo.get_model('oct_' + name, ctx=mx.cpu(), pretrained=False, classes=10)
     net.initialize(mx.init.MSRAPrelu())
     size = input_size(name)
-    out = net(mx.nd.random.uniform(shape=(2, 3, size, size)))
+    with mx.autograd.train_mode():
+        out = net(mx.nd.random.uniform(shape=(2, 3, size, size)))
     return net, out[0] if isinstance(out, (list, tuple)) else out     # NASNet: (out, aux)
 
 

@@ -255,6 +255,9 @@ def test_mean_over_h_and_w_is_global_pooling_for_the_placement():
     assert not any('squeezeexcitation' in name and '_h2' in name for name in names)
     assert count_block(octave, (1, 3, 64, 64)).flops < count_block(se_network(),
                                                                    (1, 3, 64, 64)).flops
+    symbol = S.octavize(trace_block(se_network())[0], 0.25, (1, 3, 64, 64))   # the Symbol API
+    assert [name for name in symbol.list_arguments() if '_h2l_' in name] == [
+        name for name in names if '_h2l_' in name]
 
 
 def test_a_policy_that_splits_a_1_pixel_map_is_refused_naming_the_layer():
