@@ -11,14 +11,15 @@ import os
 import mxnet as mx
 
 from . import densenet, mobilenet, resnet
+from .gluoncv_video import VIDEO_RATIO, octave_video_model, video_models
 from .gluoncv_zoo import convertible_classifiers, octave_gluoncv_model
+from ..utils.released import DOWNLOADS
 from .released import MODELS
 
 __all__ = ['get_model', 'get_model_list', 'released_file', 'released_models', 'paper_ratio',
            'register_gluoncv', 'DEFAULT_ROOT', 'GLUONCV_PREFIX', 'DEFAULT_OCTAVE_RATIO']
 
 DEFAULT_ROOT = os.path.join('~', '.mxnet', 'models', 'octconv')
-DOWNLOAD_URL = 'https://dl.fbaipublicfiles.com/octconv/others/'
 GLUONCV_PREFIX = 'oct_'
 
 _MODELS = {}
@@ -110,7 +111,8 @@ def get_model(name, pretrained=False, root=DEFAULT_ROOT, ctx=mx.cpu(), **kwargs)
             raise FileNotFoundError(
                 'pretrained %s (ratio %s) needs %s in %s; download it from %s%s and put it '
                 'there (nothing is downloaded automatically)'
-                % (name, net.ratio, filename, os.path.expanduser(root), DOWNLOAD_URL, filename))
+                % (name, net.ratio, filename, os.path.expanduser(root), DOWNLOADS['gluon'],
+                   filename))
     net.load_parameters(path, ctx=ctx)
     return net
 
@@ -127,7 +129,12 @@ def register_gluoncv(prefix=GLUONCV_PREFIX):
     added as ``<prefix><its name>`` (``oct_resnet18_v1b``, ``oct_mobilenetv3_large``),
     converted by ``octavize`` at ``DEFAULT_OCTAVE_RATIO`` unless ``ratio=`` is given, at the
     model's own input size; those of :data:`~octconv.gluon.gluoncv_zoo.NOT_CONVERTED` are
-    not. Returns the names added. Calling again changes nothing.
+    not. So is each video model that converts (``oct_i3d_resnet50_v1_kinetics400``, and
+    C2D as ``oct_c2d_resnet50_v1_kinetics400``), at the paper's video ratio 0.1 with every
+    layer split (the placement whose FLOPs are the paper's Table 8) unless given,
+    initialised, taking ``train_recognizer.py``'s arguments
+    (:mod:`~octconv.gluon.gluoncv_video`). Returns the names added. Calling again
+    changes nothing.
     """
     from gluoncv.model_zoo import model_zoo as gcv_zoo
     builders = {prefix + name: _gluoncv_builder(prefix + name, name, paper_ratio(name), False)
@@ -136,6 +143,8 @@ def register_gluoncv(prefix=GLUONCV_PREFIX):
                     for released, config in released_models().items())
     for name in convertible_classifiers():
         builders.setdefault(prefix + name, _converted_builder(prefix + name, name))
+    for name in video_models():
+        builders.setdefault(prefix + name, _video_builder(prefix + name, name))
     for key, builder in builders.items():
         gcv_zoo._models.setdefault(key, builder)
     return list(builders)
@@ -159,4 +168,13 @@ def _converted_builder(key, name):
     build.__name__ = key
     build.__doc__ = ("GluonCV's %s converted by octconv.gluon.octavize at ratio %s unless "
                      'given.' % (name, DEFAULT_OCTAVE_RATIO))
+    return build
+
+
+def _video_builder(key, name):
+    def build(nclass=400, ratio=VIDEO_RATIO, **kwargs):
+        return octave_video_model(name, ratio, nclass=nclass, **kwargs)
+    build.__name__ = key
+    build.__doc__ = ("%s converted by octconv.gluon.octavize at ratio %s unless given (the "
+                     "paper's video networks' placement), initialised." % (name, VIDEO_RATIO))
     return build

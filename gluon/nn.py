@@ -212,7 +212,8 @@ class SE(OctaveBlock):
 
     def hybrid_forward(self, F, x_high, x_low=None):
         present = [(part, x) for part, x in zip('hl', (x_high, x_low)) if x is not None]
-        pooled = [F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg') for _, x in present]
+        pooled = [F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg')
+                  for _, x in present]
         merged = pooled[0] if len(pooled) == 1 else F.concat(*pooled, dim=1)
         squeezed = activation(F, self.conv1(merged), counted=False, graph=self.graph)
         out = {part: F.broadcast_mul(x, F.sigmoid(self._children[self._parts[part]](squeezed)))

@@ -5,56 +5,95 @@ The block is traced to its MXNet graph, the graph rewritten and checked by
 converts are described there and in :mod:`octconv.utils.placement`), and the result
 wrapped in an :class:`Octavized` block. The block given is left as it was.
 """
+import warnings
+
 import mxnet as mx
 from mxnet.gluon import HybridBlock, SymbolBlock
 
 from ..utils.flops import trace_block
+from ..utils.octave import crops_are_noops, octave_axes
 from ..utils.octavize import convert, take
 
 __all__ = ['octavize', 'Octavized']
 
 
 class Octavized(SymbolBlock):
-    """A converted network: a ``SymbolBlock`` of the octave graph, (N, C, H, W) -> the
-    original's outputs, for every input size the original takes.
+    """A converted network: a ``SymbolBlock`` of the octave graph, (N, C, H, W) (a video's
+    (N, C, T, H, W), a signal's (N, C, L)) -> the original's outputs, for every input size
+    the original takes.
 
     ``smallest_input`` is the smallest square input the original takes (None when it was
-    not found below ``data_shape``) and ``graph_from`` the smallest the octave graph takes.
+    not found below ``data_shape``; for a video, the smallest square frame with
+    ``data_shape``'s number of frames) and ``graph_from`` the smallest the octave graph
+    takes.
     Where they differ, an input with a side below ``graph_from`` (one on which some octave
     layer would have to halve a 1-pixel map) runs a second graph made for such inputs, with
-    the same parameters. Tracing, ``export`` and ONNX export give the first graph.
+    the same parameters. An input on which every map has even sides (checked once per input
+    size) runs the graph without the crops and padding that odd sides need, the same
+    numbers faster. Tracing, ``export`` and ONNX export give the first graph.
     """
 
     def __init__(self, conversion):
-        super().__init__(conversion.symbol, mx.sym.var('data'))
+        with warnings.catch_warnings():   # the input's type is decided by the first batch
+            warnings.filterwarnings('ignore', message='Cannot decide type')
+            super().__init__(conversion.symbol, mx.sym.var('data'))
+            self._alternatives = _Unregistered({
+                name: SymbolBlock(symbol, mx.sym.var('data'), params=self.collect_params())
+                for name, symbol in (('small', conversion.small_maps),
+                                     ('even', conversion.even_maps)) if symbol is not None})
         self.smallest_input = conversion.smallest
         self.graph_from = conversion.graph_from
-        self._small_maps = _Unregistered(None if conversion.small_maps is None else SymbolBlock(
-            conversion.small_maps, mx.sym.var('data'), params=self.collect_params()))
+        self._octave_graph = conversion.symbol
+        self._even_sizes = {}
 
     def forward(self, x, *args):
-        small = self._small_maps.block
-        if small is not None and isinstance(x, mx.nd.NDArray) and \
-                min(x.shape[2:]) < self.graph_from:
-            return small(x, *args)
+        if isinstance(x, mx.nd.NDArray):
+            graph = self._graph_for(x.shape)
+            if graph is not None:
+                return graph(x, *args)
         return super().forward(x, *args)
+
+    def _graph_for(self, shape):
+        """The alternative graph for inputs of ``shape``, or None for the first graph."""
+        graphs = self._alternatives.blocks
+        if 'small' in graphs and \
+                min(shape[2 + a] for a in octave_axes(len(shape) - 2)) < self.graph_from:
+            return graphs['small']
+        if 'even' not in graphs:
+            return None
+        size = (1,) + tuple(shape[1:])
+        if size not in self._even_sizes:
+            self._even_sizes[size] = crops_are_noops(self._octave_graph, size)
+        return graphs['even'] if self._even_sizes[size] else None
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """Write ``path-symbol.json`` and ``path-%04d.params`` as ``HybridBlock.export``
+        does: the first graph (every input size) and its parameters, whichever graph the
+        last batch ran and with no forward call needed."""
+        symbol = self._cached_graph[1]
+        symbol.save('%s-symbol.json' % path, remove_amp_cast=remove_amp_cast)
+        kinds = dict([(name, 'arg') for name in symbol.list_arguments()] +
+                     [(name, 'aux') for name in symbol.list_auxiliary_states()])
+        mx.nd.save('%s-%04d.params' % (path, epoch),
+                   {'%s:%s' % (kinds[name], name): param._reduce()
+                    for name, param in self.collect_params().items() if name in kinds})
 
     def hybridize(self, active=True, **kwargs):
         super().hybridize(active, **kwargs)
-        if self._small_maps.block is not None:
-            self._small_maps.block.hybridize(active, **kwargs)
+        for block in self._alternatives.blocks.values():
+            block.hybridize(active, **kwargs)
 
     def cast(self, dtype):
         super().cast(dtype)
-        if self._small_maps.block is not None:
-            self._small_maps.block._clear_cached_op()
+        for block in self._alternatives.blocks.values():
+            block._clear_cached_op()
 
 
 class _Unregistered:
-    """Holds a block that shares its owner's parameters without being its child."""
+    """Holds blocks that share their owner's parameters without being its children."""
 
-    def __init__(self, block):
-        self.block = block
+    def __init__(self, blocks):
+        self.blocks = blocks
 
 
 def octavize(net, ratio, data_shape=(1, 3, 224, 224), policy=None, copy_weights=False,
@@ -67,7 +106,8 @@ def octavize(net, ratio, data_shape=(1, 3, 224, 224), policy=None, copy_weights=
     lists them with ``_output``.
 
     ``data_shape`` (N, C, H, W) is the size the placement is decided at (the stride of
-    each layer); ``policy``: None or ``'paper'`` (the stem and the last stage vanilla),
+    each layer); (N, C, T, H, W) for a video network, whose low parts keep every frame,
+    (N, C, L) for a signal's; ``policy``: None or ``'paper'`` (the stem and the last stage vanilla),
     ``'split-stem'``, or a function of a :class:`~octconv.utils.placement.Layer` giving its
     ratio. At ratio 0 the graph is ``net``'s own and so are the parameter values (copied
     where ``net`` is initialised). At ``ratio`` > 0 the layers that stay as they were

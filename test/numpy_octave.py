@@ -101,3 +101,53 @@ def octave_conv_general(x_h, x_l, weights, stride, pad, geometry):
     y_l = crop(conv2d(source_h, weights['h2l'], pad=q_hl), begin_hl, low) + \
         crop(conv2d(source_l, weights['l2l'], pad=q_ll), begin_ll, low)
     return y_h, y_l
+
+
+def convnd(x, w, pad, stride):
+    """Convolution of any number of spatial axes, one group. x (N, C, *S), w (O, C, *K),
+    ``pad`` and ``stride`` one value per axis -> (N, O, *S')."""
+    import itertools
+    dims = x.ndim - 2
+    xp = np.pad(x, ((0, 0), (0, 0)) + tuple((p, p) for p in pad))
+    out_size = [(xp.shape[2 + a] - w.shape[2 + a]) // stride[a] + 1 for a in range(dims)]
+    out = np.zeros((x.shape[0], w.shape[0]) + tuple(out_size))
+    for offset in itertools.product(*(range(k) for k in w.shape[2:])):
+        window = tuple(slice(o, o + stride[a] * (n - 1) + 1, stride[a])
+                       for a, (o, n) in enumerate(zip(offset, out_size)))
+        patch = xp[(slice(None), slice(None)) + window]
+        out += np.einsum('nc...,oc->no...', patch, w[(slice(None), slice(None)) + offset])
+    return out
+
+
+def avgpool2_axes(x, axes):
+    """2-wide stride-2 average along each of ``axes`` (of x's spatial axes, counted from
+    0), a window cut by the border averaging what it covers."""
+    for axis in axes:
+        a = 2 + axis
+        n = x.shape[a]
+        pieces = [x.take(range(2 * i, min(2 * i + 2, n)), axis=a).mean(axis=a, keepdims=True)
+                  for i in range(-(-n // 2))]
+        x = np.concatenate(pieces, axis=a)
+    return x
+
+
+def octave_conv_nd(x_h, x_l, weights, pad, stride, axes):
+    """Eq. 4 for maps of any number of spatial axes, the low part halved along ``axes``
+    only (a video's height and width): the same equations as :func:`octave_conv`, with
+    ``stride`` the stride of ``axes`` (1 or 2) and the other axes strided as given in
+    ``stride`` too (a tuple per axis)."""
+    dims = x_h.ndim - 2
+    spatial = stride[axes[0]]
+    plain = tuple(1 if a in axes else stride[a] for a in range(dims))
+    pooled_h = avgpool2_axes(x_h, axes) if spatial == 2 else x_h
+    pooled_l = avgpool2_axes(x_l, axes) if spatial == 2 else x_l
+    y_h = convnd(pooled_h, weights['h2h'], pad, plain)
+    lh = convnd(x_l, weights['l2h'], pad, plain)
+    if spatial == 1:
+        for axis in axes:
+            lh = lh.repeat(2, axis=2 + axis)
+        lh = lh[(slice(None), slice(None)) + tuple(slice(0, n) for n in y_h.shape[2:])]
+    y_h = y_h + lh
+    y_l = convnd(avgpool2_axes(pooled_h, axes), weights['h2l'], pad, plain) + \
+        convnd(pooled_l, weights['l2l'], pad, plain)
+    return y_h, y_l

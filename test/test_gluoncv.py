@@ -10,6 +10,7 @@ from gluoncv.nn.feature import FeatureExpander, FeatureExtractor
 from gluoncv.utils import export_block
 
 from octconv.gluon import Backbone, get_model_list, register_gluoncv, released_models
+from octconv.gluon.gluoncv_video import video_models
 from octconv.gluon.gluoncv_zoo import NOT_CONVERTED, convertible_classifiers, gluoncv_classifiers
 from octconv.gluon.released import MODELS
 
@@ -20,7 +21,8 @@ def test_registration_is_explicit_and_complete():
     added = register_gluoncv()
     converted = ['oct_' + name for name in convertible_classifiers()
                  if 'oct_' + name not in HAND_BUILT]
-    assert added == HAND_BUILT + converted
+    videos = ['oct_' + name for name in video_models()]
+    assert added == HAND_BUILT + converted + videos
     assert 'oct_resnet18_v1b' in converted and 'oct_densenet121' not in converted
     assert set(NOT_CONVERTED) <= set(gluoncv_classifiers())          # each refused by name
     assert not {'oct_' + name for name in NOT_CONVERTED} & set(added)

@@ -294,3 +294,38 @@ def test_split_follows_the_paper():
     assert split_channels(64, 0.5) == (32, 32)
     assert split_channels(100, 0.375) == (63, 37)
     assert split_channels(64, -1) == (64, 0)
+
+
+# Video (3-D: time, height, width; the low part keeps every frame) and signals (1-D).
+ND_LAYERS = [((3, 3, 3), (1, 1, 1), (1, 1, 1)), ((3, 3, 3), (1, 1, 1), (1, 2, 2)),
+             ((3, 1, 1), (1, 0, 0), (2, 1, 1)), ((1, 3, 3), (0, 1, 1), (2, 2, 2)),
+             ((3,), (1,), (1,)), ((3,), (1,), (2,)), ((1,), (0,), (2,))]
+
+
+@pytest.mark.parametrize('kernel, pad, stride', ND_LAYERS)
+@pytest.mark.parametrize('odd', [False, True])
+def test_video_and_signal_layers_match_eq4(kernel, pad, stride, odd):
+    dims = len(kernel)
+    axes = (1, 2) if dims == 3 else (0,)
+    spatial = (5, 8 + odd, 7 + odd) if dims == 3 else (12 + odd,)
+    low = tuple(-(-n // 2) if a in axes else n for a, n in enumerate(spatial))
+    spec = plan_octave_conv('video', (6, 2), (5, 3), kernel, stride=stride, pad=pad)
+    assert set(spec.paths) == {'h2h', 'h2l', 'l2h', 'l2l'} and spec.geometry is None
+    x_h, x_l = RNG.randn(2, 6, *spatial), RNG.randn(2, 2, *low)
+    weights, _, params = _random_params(spec)
+    want_h, want_l = ref.octave_conv_nd(x_h, x_l, weights, pad, stride, axes)
+    got_h, got_l = octave_conv(mx.nd, spec, _nd(x_h), _nd(x_l), params)
+    np.testing.assert_allclose(got_h.asnumpy(), want_h, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got_l.asnumpy(), want_l, rtol=1e-10, atol=1e-10)
+    # every frame in both parts; the low part at half the high part where it halves
+    high = got_h.shape[2:]
+    assert got_l.shape[2:] == tuple(-(-n // 2) if a in axes else n for a, n in enumerate(high))
+
+
+def test_a_video_layer_that_changes_the_size_keeps_its_time_axis():
+    spec = plan_octave_conv('stem', (6, 2), (4, 4), (3, 3, 3), stride=(1, 1, 1), pad=(1, 0, 0))
+    assert spec.geometry['l2h'].pad[0] == 1 and spec.geometry['l2h'].begin[0] == 0
+    x_h, x_l = RNG.randn(1, 6, 4, 9, 9), RNG.randn(1, 2, 4, 5, 5)
+    _, _, params = _random_params(spec)
+    got_h, got_l = octave_conv(mx.nd, spec, _nd(x_h), _nd(x_l), params)
+    assert got_h.shape[2:] == (4, 7, 7) and got_l.shape[2:] == (4, 4, 4)

@@ -1,5 +1,7 @@
 """octavize on the networks users write: each converted network computes what it claims at
 every input size its original takes, or the conversion says no, naming the layer."""
+import json
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -290,10 +292,23 @@ def test_a_converted_resnet_runs_on_every_size_the_original_runs():
         assert octave(mx.nd.zeros((1, 3, size, size))).shape == (1, 10), size
     # both graphs give the same numbers where both run
     x = mx.nd.random.uniform(shape=(2, 3, 40, 37))
-    small = octave._small_maps.block(x).asnumpy()
+    small = octave._alternatives.blocks['small'](x).asnumpy()
     np.testing.assert_allclose(octave(x).asnumpy(), small, rtol=1e-5, atol=1e-6)
     octave.hybridize()
     assert octave(mx.nd.zeros((1, 3, 2, 2))).shape == (1, 10)
+
+
+def test_even_sizes_run_a_graph_without_crops_and_the_same_numbers():
+    net = initialised(gluoncv_model('resnet18_v1b', classes=10))
+    octave = octavize(net, 0.25, policy='all-layers')
+    octave.initialize(mx.init.Xavier())
+    even, odd = mx.nd.random.uniform(shape=(2, 3, 64, 64)), mx.nd.zeros((1, 3, 65, 64))
+    assert octave._graph_for(even.shape) is octave._alternatives.blocks['even']
+    assert octave._graph_for(odd.shape) is None
+    first = mx.gluon.SymbolBlock.forward(octave, even).asnumpy()       # with the crops
+    np.testing.assert_allclose(octave(even).asnumpy(), first, rtol=1e-5, atol=1e-6)
+    even_graph = octave._alternatives.blocks['even'](mx.sym.var('data'))
+    assert 'slice_like' not in {node['op'] for node in json.loads(even_graph.tojson())['nodes']}
 
 
 # -- the user's network stays as it was ----------------------------------------------------------

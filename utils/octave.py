@@ -5,7 +5,10 @@ Conventions used throughout the package
 An octave feature map is a pair ``(high, low)``. ``high`` has shape
 ``(N, C_h, H, W)``; ``low`` has shape ``(N, C_l, ceil(H/2), ceil(W/2))``.
 Either part may be absent (``None``); a part with 0 channels is absent. Channel
-counts are pairs ``(C_h, C_l)`` where 0 means "no such part".
+counts are pairs ``(C_h, C_l)`` where 0 means "no such part". Maps of video, 3-D
+``(N, C, T, H, W)``, split the same way in space and keep every frame in both parts:
+the low part is ``(N, C_l, T, ceil(H/2), ceil(W/2))``; maps of signals, 1-D
+``(N, C, L)``, have a low part of length ``ceil(L/2)`` (:func:`octave_axes`).
 
 For channels ``C`` and ratio ``a`` the split is ``C_l = int(a * C)``,
 ``C_h = C - C_l`` (paper, section 3.1). The four paths of one layer are named
@@ -84,23 +87,39 @@ OPTIMIZED = Graph('optimized', False)
 
 
 def crops_are_noops(symbol, data_shape, data_name='data'):
-    """Whether every ``slice_like`` crop of ``symbol`` keeps its input's shape for an
-    input ``data_name`` of ``data_shape`` (N, C, H, W); ``True`` when there is no crop.
+    """Whether ``symbol``'s even-size graph (``Graph.even_sizes``) computes the same as
+    ``symbol`` for an input ``data_name`` of ``data_shape`` (N, C, H, W), or a video's or a
+    signal's: every ``slice_like`` crop keeps its input's shape and every padding-exclusive
+    average pooling (:func:`downsample` of an odd side) has nothing to pad. ``True`` when
+    there is neither.
     """
     import mxnet as mx
-    crops = [node['name'] for node in json.loads(symbol.tojson())['nodes']
-             if node['op'] == 'slice_like']
-    if not crops:
+    nodes = json.loads(symbol.tojson())['nodes']
+    crops = [node['name'] for node in nodes if node['op'] == 'slice_like']
+    pools = [node for node in nodes if node['op'] == 'Pooling' and
+             node.get('attrs', {}).get('count_include_pad') == 'False' and
+             node.get('attrs', {}).get('pooling_convention') == 'full']
+    if not crops and not pools:
         return True
     internals = symbol.get_internals()
     pairs = []
     for name in crops:
         crop = internals[name + '_output']
         pairs += [crop, crop.get_children()[0]]
-    _, shapes, _ = mx.sym.Group(pairs).infer_shape(**{data_name: tuple(data_shape)})
+    pooled = [internals[node['name'] + '_output'].get_children()[0] for node in pools]
+    _, shapes, _ = mx.sym.Group(pairs + pooled).infer_shape(**{data_name: tuple(data_shape)})
     if shapes is None:
         raise ValueError('cannot infer shapes for %s=%s' % (data_name, tuple(data_shape)))
-    return all(tuple(shapes[i]) == tuple(shapes[i + 1]) for i in range(0, len(shapes), 2))
+    crops_kept = all(tuple(shapes[i]) == tuple(shapes[i + 1]) for i in range(0, len(pairs), 2))
+    return crops_kept and all(
+        size % stride == 0
+        for node, shape in zip(pools, shapes[len(pairs):])
+        for size, stride in zip(shape[2:], _entries_of(node['attrs'].get('stride', '()'))))
+
+
+def _entries_of(value):
+    """The integers of an MXNet tuple attribute (``'(1, 2, 2)'``)."""
+    return [int(item) for item in value.strip('()[] ').split(',') if item.strip()]
 
 
 # Attribute on relu operators that the paper's FLOP convention leaves out (the
@@ -175,15 +194,18 @@ shape ``(channels,)`` when ``use_bias``."""
 
 
 class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'kernel',
-                                           'stride', 'pad', 'paths', 'geometry'])):
+                                           'stride', 'pad', 'paths', 'geometry',
+                                           'plain_stride'])):
     """The plan of one octave layer: which paths exist and how each is shaped.
 
     ``in_channels`` and ``channels`` are ``(high, low)`` pairs (0 = absent),
     ``paths`` maps a path name (``'h2l'``...) to its :class:`PathSpec`,
-    ``kernel`` is ``None`` for a dense (fully-connected) layer. ``geometry`` is ``None``
-    for a convolution that keeps the map's size (stride 1) or halves it (stride 2), the
-    paper's form; else ``{path: PathGeometry}`` for the general form (see
-    :func:`octave_conv`).
+    ``kernel`` is ``None`` for a dense (fully-connected) layer, else one value per spatial
+    axis, as is ``pad``; ``stride`` is the stride of the axes the low part halves (1 or 2,
+    :func:`octave_axes`) and ``plain_stride`` that of the others (a 3-D layer's time axis,
+    taken by every path). ``geometry`` is ``None`` for a convolution that keeps the map's
+    size (stride 1) or halves it (stride 2), the paper's form; else ``{path:
+    PathGeometry}`` for the general form (see :func:`octave_conv`).
     """
 
     def weight_shape(self, path):
@@ -194,7 +216,7 @@ class OctaveSpec(namedtuple('OctaveSpec', ['name', 'in_channels', 'channels', 'k
         return (p.channels, p.in_channels // p.groups) + tuple(self.kernel)
 
 
-OctaveSpec.__new__.__defaults__ = (None,)
+OctaveSpec.__new__.__defaults__ = (None, ())
 
 PathGeometry = namedtuple('PathGeometry', ['pad', 'begin'])
 PathGeometry.__doc__ = """How a path of the general form runs: a stride-1 convolution
@@ -295,12 +317,14 @@ def plan_octave_conv(name, in_channels, channels, kernel, stride=1, pad=0, group
         Layer name, used in error messages and as the prefix of path names.
     in_channels, channels : int or (high, low)
         Input and output channels; an int means ``(int, 0)``; 0 or -1 = absent.
-    kernel, pad : int or (kh, kw)
+    kernel, pad : int or a value per spatial axis ((k,), (kh, kw) or (kt, kh, kw))
         Any kernel and (symmetric) padding. Where the padding is ``(kernel - 1) / 2`` on
-        every axis the layer keeps the map's size (stride 1) or halves it (stride 2) and
-        takes the paper's form; otherwise (an unpadded 3x3, an even kernel) the general
-        form of :func:`octave_conv`, whose output has the size of the plain convolution's.
-    stride : 1 or 2 (int or pair of equal values)
+        every axis the low part halves the layer keeps the map's size (stride 1) or halves
+        it (stride 2) and takes the paper's form; otherwise (an unpadded 3x3, an even
+        kernel) the general form of :func:`octave_conv`, whose output has the size of the
+        plain convolution's. A 3-D layer's time axis is taken by every path as it is.
+    stride : 1 or 2 on the axes the low part halves (an int, or a value per axis; a 3-D
+        layer's time axis may have any stride)
     groups : int
         Grouped convolution on every path with ``min(groups, out part)`` groups;
         ``groups == sum(in_channels)`` means depthwise (only h2h and l2l).
@@ -320,26 +344,31 @@ def plan_octave_conv(name, in_channels, channels, kernel, stride=1, pad=0, group
         path's channels, an unsupported stride, a general-form layer without its h2h path,
         or no path at all.
     """
-    kernel = _ints2(kernel, 'kernel', name)
-    pad = _ints2(pad, 'pad', name)
-    stride = _ints2(stride, 'stride', name)
-    if stride not in ((1, 1), (2, 2)):
-        raise ValueError('layer %s: octave convolution supports stride 1 or 2, got %r'
-                         % (name, stride))
+    dims = 2 if isinstance(kernel, numbers.Integral) else len(tuple(kernel))
+    kernel, pad, stride = (_ints(v, dims, what, name) for v, what in
+                           ((kernel, 'kernel'), (pad, 'pad'), (stride, 'stride')))
+    octave = octave_axes(dims)
+    spatial = {stride[a] for a in octave}
+    if spatial not in ({1}, {2}):
+        raise ValueError('layer %s: octave convolution supports stride 1 or 2 (the same on '
+                         'every axis the low part halves), got %r' % (name, stride))
     spec = _plan(name, in_channels, channels, groups, use_bias, tuple(enable),
-                 kernel, stride[0], pad)
-    if all(k - 1 == 2 * p for k, p in zip(kernel, pad)):
+                 kernel, spatial.pop(), pad)._replace(
+        plain_stride=tuple(stride[a] for a in range(dims) if a not in octave))
+    if all(kernel[a] - 1 == 2 * pad[a] for a in octave):
         return spec
     if 'h2h' not in spec.paths:
         raise ValueError('layer %s: kernel %s with padding %s changes the map\'s size; its '
                          'octave form crops every path to the h2h path\'s output, and this '
                          'layer has no h2h path' % (name, kernel, pad))
-    return spec._replace(geometry=general_geometry(name, kernel, stride[0], pad))
+    return spec._replace(geometry=general_geometry(name, kernel, spec.stride, pad))
 
 
 def general_geometry(name, kernel, stride, pad):
-    """``{path: PathGeometry}`` of the general form of a layer of ``kernel``, ``stride`` (1
-    or 2) and ``pad`` (pairs; see :func:`octave_conv`).
+    """``{path: PathGeometry}`` of the general form of a layer of ``kernel``, ``stride`` (the
+    stride of the axes the low part halves: 1 or 2) and ``pad`` (a value per axis; see
+    :func:`octave_conv`). An axis the low part does not halve (a 3-D layer's time axis)
+    keeps its padding on every path, from its first position.
 
     Positions are counted in pixels of the high input, each map being a grid of an origin
     and a spacing: the low input starts at 1/2 with spacing 2, 2x2 pooling moves the
@@ -350,7 +379,10 @@ def general_geometry(name, kernel, stride, pad):
     the output part it adds to: the plain convolution's output, or its 2x2 pooled grid.
     Checked for every size the plain convolution takes: each path covers its output part.
     """
-    per_axis = [_axis_geometry(name, k, stride, p) for k, p in zip(kernel, pad)]
+    octave = octave_axes(len(kernel))
+    per_axis = [_axis_geometry(name, k, stride, p) if axis in octave else
+                {path: (p, 0) for path in ('l2h', 'h2l', 'l2l')}
+                for axis, (k, p) in enumerate(zip(kernel, pad))]
     return {path: PathGeometry(tuple(axis[path][0] for axis in per_axis),
                                tuple(axis[path][1] for axis in per_axis))
             for path in ('l2h', 'h2l', 'l2l')}
@@ -414,17 +446,45 @@ def plan_octave_dense(name, in_channels, channels, use_bias=False, enable=PATHS)
     return _plan(name, in_channels, channels, 1, use_bias, tuple(enable), None, 1, None)
 
 
-def _ints2(value, what, name):
-    if isinstance(value, int):
-        return (value, value)
-    value = tuple(value)
-    if len(value) != 2:
-        raise ValueError('layer %s: %s must be an int or a pair, got %r' % (name, what, value))
+def octave_axes(dims):
+    """The spatial axes (counted from 0 among a map's ``dims`` spatial axes) that the low
+    part halves: every axis of a 1-D or 2-D map, height and width of a 3-D one (every
+    frame is kept)."""
+    return (1, 2) if dims == 3 else tuple(range(dims))
+
+
+def _ints(value, dims, what, name):
+    """``value`` (an int or a tuple) as a tuple of ``dims`` ints; ValueError naming ``name``."""
+    if isinstance(value, numbers.Integral):
+        return (int(value),) * dims
+    value = tuple(int(v) for v in value)
+    if len(value) != dims:
+        raise ValueError('layer %s: %s must be an int or %d values, got %r'
+                         % (name, what, dims, value))
     return value
 
 
-def downsample(F, x, name=None, graph=OPTIMIZED):
-    """2x2 stride-2 average pooling, ceil convention: (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2)).
+def _extend_end(F, x, extra, dims, name):
+    """``x`` (N, C, *spatial, ``dims`` axes) with its last position along each axis the
+    low part halves repeated ``extra`` times."""
+    octave = octave_axes(dims)
+    if dims >= 2:
+        widths = (0, 0, 0, 0) + sum(((0, extra) if a in octave else (0, 0)
+                                     for a in range(dims)), ())
+        return F.pad(x, mode='edge', pad_width=widths, name=name)
+    last = F.slice_axis(x, axis=2, begin=-1, end=None, name=name + '_last')
+    return F.concat(*([x] + [last] * extra), dim=2, name=name)
+
+
+def _window(dims, size):
+    """A pooling window of ``size`` along the axes the low part halves, 1 along the others."""
+    return tuple(size if a in octave_axes(dims) else 1 for a in range(dims))
+
+
+def downsample(F, x, name=None, graph=OPTIMIZED, dims=2):
+    """2x2 stride-2 average pooling, ceil convention: (N, C, H, W) -> (N, C, ceil(H/2), ceil(W/2));
+    for ``dims`` 3, (N, C, T, H, W) -> (N, C, T, ceil(H/2), ceil(W/2)), and for ``dims`` 1,
+    (N, C, L) -> (N, C, ceil(L/2)).
 
     An odd side pads one row or column, left out of the average. With
     ``graph.even_sizes`` nothing is padded and the padding-inclusive average
@@ -433,38 +493,47 @@ def downsample(F, x, name=None, graph=OPTIMIZED):
     ``graph.one_pixel_maps`` the bottom row and right column are repeated once and the
     whole windows averaged: the same numbers, and a 1-pixel map halves to itself.
     """
+    window = _window(dims, 2)
     if graph.one_pixel_maps:
-        x = F.pad(x, mode='edge', pad_width=(0, 0, 0, 0, 0, 1, 0, 1),
-                  name=None if name is None else name + '_edge')
-        return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
+        x = _extend_end(F, x, 1, dims, None if name is None else name + '_edge')
+        return F.Pooling(x, kernel=window, stride=window, pool_type='avg',
                          pooling_convention='valid', name=name)
-    return F.Pooling(x, kernel=(2, 2), stride=(2, 2), pool_type='avg',
+    return F.Pooling(x, kernel=window, stride=window, pool_type='avg',
                      pooling_convention='full', count_include_pad=graph.skips_crops, name=name)
 
 
-def upsample_like(F, x, like, name=None, graph=OPTIMIZED):
+def upsample_like(F, x, like, name=None, graph=OPTIMIZED, dims=2):
     """Nearest 2x upsampling of ``x`` cropped to the spatial size of ``like``.
 
     ``x`` is (N, C, ceil(H/2), ceil(W/2)); the result is (N, C, H, W) where
     (H, W) is ``like``'s size. Without ``like``, or when ``graph`` skips crops, the
-    result is (N, C, 2h, 2w).
+    result is (N, C, 2h, 2w). For ``dims`` 3 and 1 the axes the low part halves
+    (:func:`octave_axes`) are upsampled by repeating each position twice.
     """
-    up = F.UpSampling(x, scale=2, sample_type='nearest', num_args=1,
-                      name=None if name is None else name + '_up')
+    axes = tuple(2 + a for a in octave_axes(dims))
+    if dims == 2:
+        up = F.UpSampling(x, scale=2, sample_type='nearest', num_args=1,
+                          name=None if name is None else name + '_up')
+    else:
+        up = x
+        for axis in axes:
+            up = F.repeat(up, repeats=2, axis=axis,
+                          name=None if name is None else '%s_up%d' % (name, axis))
     if like is None or graph.skips_crops:
         return up
-    return F.slice_like(up, like, axes=(2, 3), name=None if name is None else name + '_crop')
+    return F.slice_like(up, like, axes=axes, name=None if name is None else name + '_crop')
 
 
-def merge_pair(F, high, low, name=None, graph=OPTIMIZED):
+def merge_pair(F, high, low, name=None, graph=OPTIMIZED, dims=2):
     """One map (N, C_h + C_l, H, W) of the pair: ``high`` (N, C_h, H, W) followed by ``low``
     (N, C_l, ceil(H/2), ceil(W/2)) upsampled (nearest) to ``high``'s size; a lone part is
-    returned as it is."""
+    returned as it is. ``dims``: the maps' spatial axes (3 for video)."""
     if low is None:
         return high
     if high is None:
         return low
-    up = upsample_like(F, low, high, name=None if name is None else name + '_low', graph=graph)
+    up = upsample_like(F, low, high, name=None if name is None else name + '_low', graph=graph,
+                       dims=dims)
     return concat_channels(F, (high, up), name=name)
 
 
@@ -477,28 +546,32 @@ def shift(F, x, begin, name):
                    name=name)
 
 
-def half_grid(F, x, name=None):
-    """A cheap (N, 1, ceil(H/2), ceil(W/2)) view of ``x`` (N, C, H, W): the low-map size.
+def half_grid(F, x, name=None, dims=2):
+    """A cheap (N, 1, ceil(H/2), ceil(W/2)) view of ``x`` (N, C, H, W): the low-map size
+    (for ``dims`` 3, (N, 1, T, ceil(H/2), ceil(W/2))).
 
     Used as the ``slice_like`` target that keeps a low map at half its high map.
     """
-    return F.slice(x, begin=(None, 0, None, None), end=(None, 1, None, None),
-                   step=(None, 1, 2, 2), name=name)
+    return F.slice(x, begin=(None, 0) + (None,) * dims, end=(None, 1) + (None,) * dims,
+                   step=(None, 1) + _window(dims, 2), name=name)
 
 
 def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
     """``F.Pooling`` of both parts with the same settings; returns ``(high, low)``.
 
     The high part is pooled exactly as asked. When the pooling shrinks the map
-    (stride > 1, not global), the low part is pooled with the ceil convention
-    and cropped to ``ceil(H'/2)`` of the pooled high size ``H'``, so the pair
-    stays consistent for odd sizes; for sizes divisible by 4 this is the same
-    as pooling both parts as asked. A window wider than twice its padding plus 2 (3x3
-    without padding) would leave the low map short of that size: the low part is then
-    first extended at its bottom and right edge by repeating the edge (exact for max
-    pooling; for average pooling it changes only the windows at the edge); with
-    ``graph.one_pixel_maps``, so is a low map that a 1-pixel map would leave narrower than
-    the window. When ``graph`` skips crops the crop is left out.
+    (stride > 1 on the axes the low part halves, not global), the low part is pooled as
+    asked if that gives ``ceil(H'/2)`` of the pooled high size ``H'`` for every ``H``
+    (3x3 windows of stride 2 and padding 1, ResNet's); else with the ceil convention and
+    cropped to ``ceil(H'/2)``, so the pair stays consistent for odd sizes; for sizes
+    divisible by 4 this is the same as pooling both parts as asked. A window wider than
+    twice its padding plus 2 (3x3 without padding) would leave the low map short of that
+    size: the low part is then first extended at its bottom and right edge by repeating
+    the edge (exact for max pooling; for average pooling it changes only the windows at
+    the edge); with ``graph.one_pixel_maps``, so is a low map that a 1-pixel map would
+    leave narrower than the window. When ``graph`` skips crops the crop is left out. The
+    number of spatial axes is the window's (``kernel``: a pair for 2-D maps, three values
+    for video).
     """
     def pool(x, suffix, **overrides):
         if x is None:
@@ -506,24 +579,45 @@ def octave_pool(F, x_high, x_low, name=None, graph=OPTIMIZED, **pool_kwargs):
         kwargs = dict(pool_kwargs, **overrides)
         return F.Pooling(x, name=None if name is None else '%s-%s' % (name, suffix), **kwargs)
 
+    kernel = pool_kwargs.get('kernel', 1)
+    dims = 2 if isinstance(kernel, numbers.Integral) else len(tuple(kernel))
+    octave = octave_axes(dims)
+    kernel, pad, stride = (_ints(pool_kwargs.get(key, default), dims, key, name)
+                           for key, default in (('kernel', 1), ('pad', 0), ('stride', 1)))
     y_high = pool(x_high, 'h')
-    stride = pool_kwargs.get('stride', (1, 1))
-    shrinks = not pool_kwargs.get('global_pool', False) and max(stride) > 1
+    shrinks = not pool_kwargs.get('global_pool', False) and max(stride[a] for a in octave) > 1
     if x_low is None or x_high is None or not shrinks:
         return y_high, pool(x_low, 'l')
-    kernel = max(_ints2(pool_kwargs.get('kernel', 1), 'kernel', name))
-    pad = max(_ints2(pool_kwargs.get('pad', 0), 'pad', name))
-    extra = kernel - 2 * pad - 2        # a wide unpadded window: the low map would come out short
+    if pool_kwargs.get('pooling_convention', 'valid') == 'valid' and \
+            all(_halves_exactly(kernel[a], stride[a], pad[a]) for a in octave):
+        return y_high, pool(x_low, 'l')
+    window = max(kernel[a] for a in octave)
+    padding = max(pad[a] for a in octave)
+    extra = window - 2 * padding - 2    # a wide unpadded window: the low map would come out short
     if graph.one_pixel_maps:            # and a window wider than a 1-pixel map: refused by MXNet
-        extra = max(extra, kernel - 2 * pad - 1)
+        extra = max(extra, window - 2 * padding - 1)
     if extra > 0:
-        x_low = F.pad(x_low, mode='edge', pad_width=(0, 0, 0, 0, 0, extra, 0, extra),
-                      name=None if name is None else name + '-l_pad')
+        x_low = _extend_end(F, x_low, extra, dims, None if name is None else name + '-l_pad')
     y_low = pool(x_low, 'l', pooling_convention='full')
     if graph.skips_crops:
         return y_high, y_low
-    return y_high, F.slice_like(y_low, half_grid(F, y_high), axes=(2, 3),
+    # cropped along every axis: the ceil convention may leave the low part one frame longer
+    # along a video's time axis, which it does not halve
+    return y_high, F.slice_like(y_low, half_grid(F, y_high, dims=dims),
+                                axes=tuple(range(2, 2 + dims)),
                                 name=None if name is None else name + '-l_crop')
+
+
+def _halves_exactly(kernel, stride, pad):
+    """Whether pooling a map of ``ceil(H/2)`` with the floor convention gives ``ceil(H'/2)``
+    for the pooled size ``H'`` of every ``H`` the pooling takes (checked up to where the
+    sizes repeat with period ``4 * stride``)."""
+    def pooled(size):
+        return (size + 2 * pad - kernel) // stride + 1
+
+    sizes = [size for size in range(1, kernel + 8 * stride + 1) if size + 2 * pad >= kernel]
+    return all((size + 1) // 2 + 2 * pad >= kernel and
+               pooled((size + 1) // 2) == (pooled(size) + 1) // 2 for size in sizes)
 
 
 def octave_conv(F, spec, x_high, x_low, params, name=None, graph=OPTIMIZED):
@@ -564,9 +658,17 @@ def octave_conv(F, spec, x_high, x_low, params, name=None, graph=OPTIMIZED):
     _check_inputs(spec, x_high, x_low)
     name = spec.name if name is None else name
     paths = spec.paths
-    geometry = spec.geometry
+    dims = len(spec.kernel)
 
-    def conv(path, x, stride=None, pad=spec.pad):
+    def strides(octave_stride):
+        """The stride per axis: ``octave_stride`` on the axes the low part halves, the
+        layer's own on the others; None where it is 1 everywhere (no attribute)."""
+        plain = iter(spec.plain_stride)
+        values = tuple(octave_stride if a in octave_axes(dims) else next(plain)
+                       for a in range(dims))
+        return None if set(values) == {1} else values
+
+    def conv(path, x, stride=strides(1), pad=spec.pad):
         p = paths[path]
         weight, bias = params[path]
         kw = dict(kernel=spec.kernel, pad=pad, num_filter=p.channels, num_group=p.groups,
@@ -578,10 +680,11 @@ def octave_conv(F, spec, x_high, x_low, params, name=None, graph=OPTIMIZED):
         return F.Convolution(x, weight, bias, **kw)
 
     def down(x, suffix):
-        return downsample(F, x, name='%s-%s_down' % (name, suffix), graph=graph)
+        return downsample(F, x, name='%s-%s_down' % (name, suffix), graph=graph, dims=dims)
 
-    if geometry is not None:
-        return _general_octave_conv(F, spec, x_high, x_low, conv, down, name, graph)
+    if spec.geometry is not None:
+        return _general_octave_conv(F, spec, x_high, x_low, conv, down, name, graph,
+                                    strides(spec.stride))
     y = {}
     if spec.stride == 2 and x_high is not None:
         x_high = down(x_high, 'h')
@@ -596,26 +699,29 @@ def octave_conv(F, spec, x_high, x_low, params, name=None, graph=OPTIMIZED):
         y['l2h'] = conv('l2h', x_low)
         if spec.stride == 1:
             y['l2h'] = upsample_like(F, y['l2h'], y.get('h2h', x_high), name='%s-l2h' % name,
-                                     graph=graph)
+                                     graph=graph, dims=dims)
     return (add(F, [y.get('h2h'), y.get('l2h')], '%s-h' % name, graph),
             add(F, [y.get('h2l'), y.get('l2l')], '%s-l' % name, graph))
 
 
-def _general_octave_conv(F, spec, x_high, x_low, conv, down, name, graph):
-    """The general form of :func:`octave_conv` (``spec.geometry`` set)."""
+def _general_octave_conv(F, spec, x_high, x_low, conv, down, name, graph, stride):
+    """The general form of :func:`octave_conv` (``spec.geometry`` set); ``stride``, the
+    plain convolution's per axis."""
     geometry, paths = spec.geometry, spec.paths
-    y = {'h2h': conv('h2h', x_high, stride=(spec.stride,) * 2)}
-    low_grid = half_grid(F, y['h2h'], name='%s-l_grid' % name) if spec.channels[1] else None
+    dims = len(spec.kernel)
+    axes = tuple(2 + a for a in octave_axes(dims))
+    y = {'h2h': conv('h2h', x_high, stride=stride)}
+    low_grid = half_grid(F, y['h2h'], name='%s-l_grid' % name, dims=dims) \
+        if spec.channels[1] else None
 
     def cropped(path, x, like):
         x = shift(F, x, geometry[path].begin, name='%s-%s_shift' % (name, path))
-        return F.slice_like(x, like, axes=(2, 3), name='%s-%s_crop' % (name, path))
+        return F.slice_like(x, like, axes=axes, name='%s-%s_crop' % (name, path))
 
     if 'l2h' in paths:
         out = conv('l2h', x_low, pad=geometry['l2h'].pad)
         if spec.stride == 1:
-            out = F.UpSampling(out, scale=2, sample_type='nearest', num_args=1,
-                               name='%s-l2h_up' % name)
+            out = upsample_like(F, out, None, name='%s-l2h' % name, graph=graph, dims=dims)
         y['l2h'] = cropped('l2h', out, y['h2h'])
     if 'h2l' in paths:
         source = down(x_high, 'h2l')

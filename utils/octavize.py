@@ -48,13 +48,13 @@ import numpy as np
 
 from .channel_order import concat_orders, gather, joined, part_index
 from .flops import attr_is_true, attr_tuple, infer_shape, node_shapes
-from .octave import (check_ratio, concat_channels, downsample, graph_options, half_grid,
-                     merge_pair, octave_conv, octave_pool, plan_octave_conv, split_channels,
-                     upsample_like)
-from .placement import POLICIES, Layer, global_axes, is_depthwise, place
+from .octave import (check_ratio, concat_channels, crops_are_noops, downsample,
+                     graph_options, half_grid, merge_pair, octave_axes, octave_conv,
+                     octave_pool, plan_octave_conv, split_channels, upsample_like)
+from .placement import POLICIES, Layer, is_depthwise, place
 
 __all__ = ['Layer', 'POLICIES', 'Origin', 'Conversion', 'rewrite', 'convert',
-           'smallest_input', 'take']
+           'smallest_input', 'sized', 'take']
 
 Origin = namedtuple('Origin', ['name', 'index'])
 Origin.__doc__ = """Where a parameter of the rewritten graph comes from: the original
@@ -64,13 +64,16 @@ the whole array, an unchanged layer; ``None``: no part of it, as for the paths o
 convolution). :func:`take` applies it."""
 
 Conversion = namedtuple('Conversion', ['symbol', 'origins', 'smallest', 'graph_from',
-                                       'small_maps'])
+                                       'small_maps', 'even_maps'])
 Conversion.__doc__ = """What :func:`convert` returns. ``symbol``: the octave graph, which
 takes ``data_shape`` and every square input from ``graph_from`` pixels up; ``origins``:
 ``{parameter: Origin}``; ``smallest``: the smallest square input the original takes (None
 when it does not take the square of ``data_shape``'s smaller side; ``graph_from`` is then
 None too); ``small_maps``: None when ``graph_from`` is ``smallest``, else the graph with
-the same parameters that takes every input from ``smallest`` up."""
+the same parameters that takes every input from ``smallest`` up; ``even_maps``: the graph
+with the same parameters for the inputs on which every map of ``symbol`` has even sides
+(:func:`~octconv.utils.octave.crops_are_noops`), without the crops and padding odd sides
+need (None when ``symbol`` has none)."""
 
 # Operators applied to each part alike (one data input, no parameters).
 _UNARY = {'Activation', 'LeakyReLU', 'relu', 'sigmoid', 'tanh', 'softsign', 'clip',
@@ -86,9 +89,9 @@ _BINARY = {'elemwise_add', 'elemwise_sub', 'elemwise_mul', 'elemwise_div', 'broa
            'ElementWiseSum', 'add_n'}
 # Operators that need one tensor: a pair is merged for them.
 _MERGING = {'Flatten', 'flatten', 'FullyConnected', 'SoftmaxOutput', 'softmax', 'log_softmax',
-            'SoftmaxActivation', 'Reshape', 'reshape', 'expand_dims', 'mean', 'sum', 'max',
-            'min', 'norm', 'Pooling', '_contrib_AdaptiveAvgPooling2D', 'slice', 'slice_axis',
-            '_contrib_BilinearResize2D'}
+            'SoftmaxActivation', 'Reshape', 'reshape', 'reshape_like', 'expand_dims', 'mean',
+            'sum', 'max', 'min', 'norm', 'Pooling', '_contrib_AdaptiveAvgPooling2D', 'slice',
+            'slice_axis', '_contrib_BilinearResize2D'}
 # Global reductions done on each part (a mean or maximum of the merged map is the joined
 # means or maxima of the parts).
 _PART_REDUCTIONS = ('mean', 'max', 'min')
@@ -135,6 +138,11 @@ def _call(op, inputs, name, attrs):
     return _operator(op)(*inputs, name=name, **kwargs)
 
 
+def _outputs_mean_var(node):
+    """Whether the BatchNorm ``node`` also outputs its batch's mean and variance."""
+    return attr_is_true(node.get('attrs', {}).get('output_mean_var', 'False'))
+
+
 def _entries(value):
     """An MXNet tuple attribute with ``None`` entries (``'(0, 0, 1, None)'``) as a list."""
     return [None if item.strip() == 'None' else int(item)
@@ -175,10 +183,14 @@ def _mxnet_message(err):
 class _Rewriter:
     """One pass over a graph's nodes (see the module); :meth:`run` returns the new heads."""
 
-    def __init__(self, symbol, ratio, data_shape, policy, data_name, one_pixel_maps=False):
+    def __init__(self, symbol, ratio, data_shape, policy, data_name, one_pixel_maps=False,
+                 even_sizes=False):
         import mxnet as mx
         self.F = mx.sym
-        self.graph = graph_options('optimized', one_pixel_maps=one_pixel_maps)
+        self.graph = graph_options('optimized', even_sizes=even_sizes,
+                                   one_pixel_maps=one_pixel_maps)
+        self.dims = len(data_shape) - 2         # the spatial axes of the maps octave pairs hold
+        self.octave = octave_axes(self.dims)
         self.ratio = max(check_ratio(ratio), 0.)
         self.symbol = symbol
         graph = json.loads(symbol.tojson())
@@ -227,14 +239,18 @@ class _Rewriter:
         if not value.is_pair:
             return value.high
         if value.order is None:
-            return merge_pair(self.F, value.high, value.low, name + '_merge', graph=self.graph)
+            return merge_pair(self.F, value.high, value.low, name + '_merge', graph=self.graph,
+                              dims=self.dims)
         up = upsample_like(self.F, value.low, value.high, name=name + '_merge_low',
-                           graph=self.graph)
+                           graph=self.graph, dims=self.dims)
         return joined(self.F, value.high, up, value.channels, value.order, name + '_merge')
 
     def _copy(self, i, node, inputs):
         """The node as it was, on single inputs (pairs merged first)."""
         symbols = [self._single(v, '%s_in%d' % (node['name'], k)) for k, v in enumerate(inputs)]
+        if node['op'] == 'BatchNorm' and not _outputs_mean_var(node):
+            return [_Value(self._bn(symbols, node['name'], node.get('attrs', {})), None,
+                           (self._channels(i), 0))]
         out = _call(node['op'], symbols, node['name'], node.get('attrs', {}))
         count = len(out.list_outputs())
         return [_Value(out[k] if count > 1 else out, None, (self._channels(i, k), 0))
@@ -306,7 +322,7 @@ class _Rewriter:
             high = gather(F, x, order[:channels[0]], name + '_split_h')
             low = gather(F, x, order[channels[0]:], name + '_split_l')
         if spatial:
-            low = downsample(F, low, name=name + '_split_down', graph=self.graph)
+            low = downsample(F, low, name=name + '_split_down', graph=self.graph, dims=self.dims)
         return _Value(high, low, channels, order)
 
     def _as_pair(self, value, like, name):
@@ -367,9 +383,23 @@ class _Rewriter:
             window = (part_index(value.channels, value.order, k),)
             params = [self._new_param(entry[0], part, (value.channels[k],), window)
                       for entry in node['inputs'][1:]]
-            outs.append(_call('BatchNorm', [x] + params, '%s_%s' % (node['name'], part),
-                              node.get('attrs', {})))
+            outs.append(self._bn([x] + params, '%s_%s' % (node['name'], part),
+                                 node.get('attrs', {})))
         return _Value(outs[0], outs[1], value.channels, value.order)
+
+    def _bn(self, inputs, name, attrs):
+        """BatchNorm of ``inputs`` (the map, then gamma, beta and the running statistics).
+        A video map (N, C, T, H, W) is normalised as the (N, C, T*H, W) map it reshapes to,
+        the same statistics over the same values: MXNet 1.9.1's oneDNN BatchNorm backward
+        fails on 5-D maps that follow a convolution ("Check failed: !is_view",
+        apache/mxnet#20858), and the 4-D view trains."""
+        x = inputs[0]
+        if self.dims != 3 or int(attrs.get('axis', 1)) not in (1, -4) or \
+                attr_is_true(attrs.get('output_mean_var', 'False')):
+            return _call('BatchNorm', inputs, name, attrs)
+        flat = self.F.reshape(x, shape=(0, 0, -1, 0), name=name + '_4d')
+        out = _call('BatchNorm', [flat] + inputs[1:], name, attrs)
+        return self.F.reshape_like(out, x, name=name + '_5d')
 
     def _prelu(self, node, inputs):
         """PReLU on each part, its slope split per part (one slope shared by every channel
@@ -400,10 +430,11 @@ class _Rewriter:
         pad = attr_tuple(attrs.get('pad'), (0,) * len(kernel))
         pad = tuple(p + w for p, w in zip(pad, self.folded.get(node['inputs'][0][0],
                                                                 (0,) * len(kernel))))
-        if len(kernel) != 2 or attr_tuple(attrs.get('dilate'), (1, 1)) not in ((1, 1), (1,)):
-            raise ValueError('octavize: node %s (operator Convolution): only 2-D convolutions '
-                             'without dilation have an octave form (kernel %s, dilate %s)'
-                             % (name, attrs.get('kernel'), attrs.get('dilate', '(1, 1)')))
+        if len(kernel) != self.dims or set(attr_tuple(attrs.get('dilate'), (1,))) != {1}:
+            raise ValueError('octavize: node %s (operator Convolution): only convolutions '
+                             'without dilation over the %d spatial axes of the input have an '
+                             'octave form (kernel %s, dilate %s)'
+                             % (name, self.dims, attrs.get('kernel'), attrs.get('dilate', '1')))
         out = value.channels if depthwise else split_channels(channels_out, ratio)
         use_bias = not attr_is_true(attrs.get('no_bias', 'False'))
         spec = plan_octave_conv(name, value.channels, out, kernel, stride=stride, pad=pad,
@@ -515,26 +546,29 @@ class _Rewriter:
         widths = self._pad_widths(node)
         attrs = dict(node.get('attrs', {}))
         high = _call('Pad', [value.high], node['name'] + '_h', attrs)
-        attrs['pad_width'] = str(tuple([0] * 4 + [-(-w // 2) for pair in widths for w in pair]))
+        attrs['pad_width'] = str(tuple([0] * 4 + [-(-w // 2) if axis in self.octave else w
+                                                  for axis, pair in enumerate(widths)
+                                                  for w in pair]))
         low = _call('Pad', [value.low], node['name'] + '_l_wide', attrs)
         return _Value(high, self._half_of(low, high, node['name'] + '_l'), value.channels,
                       value.order)
 
     def _half_of(self, low, high, name):
         """``low`` cropped to half of ``high``'s size, rounded up."""
-        return self.F.slice_like(low, half_grid(self.F, high, name=name + '_grid'), axes=(2, 3),
-                                 name=name)
+        return self.F.slice_like(low, half_grid(self.F, high, name=name + '_grid',
+                                                dims=self.dims),
+                                 axes=tuple(2 + a for a in self.octave), name=name)
 
     def _spatial_slice(self, node, value):
         """``(begin, end)`` per spatial axis of a step-1 slice of the spatial axes only, else
         None (a slice that the merged map takes)."""
         attrs = node.get('attrs', {})
-        rank = 4
+        rank = 2 + self.dims
         if node['op'] == 'slice_axis':
             axis = int(attrs['axis']) % rank
             if axis < 2:
                 return None
-            bounds = [(0, None), (0, None)]
+            bounds = [(0, None)] * self.dims
             end = attrs.get('end', 'None')
             bounds[axis - 2] = (int(attrs['begin']), None if end == 'None' else int(end))
             return bounds
@@ -545,18 +579,20 @@ class _Rewriter:
         if any(s not in (None, 1) for s in step) or any(b not in (None, 0) for b in begin[:2]) \
                 or any(e is not None for e in end[:2]):
             return None
-        return [(begin[k] or 0, end[k]) for k in (2, 3)]
+        return [(begin[k] or 0, end[k]) for k in range(2, rank)]
 
     def _slice(self, node, value):
         """A slice of the spatial axes: the high part as asked; the low part from half the
-        start (rounded down) to half the end (rounded up), cropped to half the high part."""
+        start (rounded down) to half the end (rounded up) along the axes it halves, as asked
+        along the others (a video's time), cropped to half the high part."""
         bounds = self._spatial_slice(node, value)
 
         def low_bound(begin, end):
             return (begin // 2 if begin >= 0 else -(-(-begin) // 2),
                     None if end is None or end < 0 else -(-end // 2))
         high = _call(node['op'], [value.high], node['name'] + '_h', node.get('attrs', {}))
-        halves = [low_bound(begin, end) for begin, end in bounds]
+        halves = [low_bound(*pair) if axis in self.octave else pair
+                  for axis, pair in enumerate(bounds)]
         low = self.F.slice(value.low, begin=(None, None) + tuple(b for b, _ in halves),
                            end=(None, None) + tuple(e for _, e in halves),
                            name=node['name'] + '_l_wide')
@@ -594,8 +630,8 @@ class _Rewriter:
     # -- checking ---------------------------------------------------------------------------
     def check(self, data_shape):
         """ValueError unless, for an input of ``data_shape``, every node's output has the
-        original's size (a pair: high part that size, low part half of it rounded up,
-        channels adding up)."""
+        original's size (a pair: high part that size, low part half of it rounded up where
+        the low part halves, channels adding up)."""
         import mxnet as mx
         from mxnet.base import MXNetError
         want = original_shapes(self.symbol, data_shape, self.data_name)
@@ -619,10 +655,10 @@ class _Rewriter:
                 ok = got[0] == original
             else:
                 high, low = got
-                ok = len(original) >= 3 and high[0] == original[0] and \
-                    high[2:] == original[2:] and \
-                    low[2:] == tuple(-(-s // 2) for s in original[2:]) and \
-                    high[1] + low[1] == original[1]
+                ok = len(original) == 2 + self.dims and high[0] == original[0] and \
+                    high[2:] == original[2:] and high[1] + low[1] == original[1] and \
+                    low[2:] == tuple(-(-n // 2) if axis in self.octave else n
+                                     for axis, n in enumerate(original[2:]))
             if not ok:
                 node = self.nodes[key[0]]
                 raise ValueError('octavize: node %s (operator %s) gives %s in the octave '
@@ -659,17 +695,26 @@ def _takes(symbol, data_shape, data_name):
     return shapes is not None and all(all(s > 0 for s in shape) for shape in shapes)
 
 
+def sized(data_shape, side):
+    """``data_shape`` with ``side`` for the axes the low part halves (a square image, a
+    video of square frames with the same number of frames, a signal of that length)."""
+    dims = len(data_shape) - 2
+    return tuple(data_shape[:2]) + tuple(side if a in octave_axes(dims) else n
+                                         for a, n in enumerate(tuple(data_shape)[2:]))
+
+
 def smallest_input(symbol, data_shape, data_name='data', low=1):
-    """The smallest side ``s`` from ``low`` up to ``data_shape``'s smaller side such that
-    ``symbol`` takes (N, C, s, s) (and every larger size up to there, assumed rather than
-    checked); None when it does not take that smaller side."""
-    n, c = tuple(data_shape)[:2]
-    high = min(tuple(data_shape)[2:])
-    if not _takes(symbol, (n, c, high, high), data_name):
+    """The smallest side ``s`` from ``low`` up to ``data_shape``'s smallest side (along the
+    axes the low part halves) such that ``symbol`` takes :func:`sized` ``(data_shape, s)``
+    (and every larger size up to there, assumed rather than checked); None when it does not
+    take that smallest side."""
+    dims = len(data_shape) - 2
+    high = min(tuple(data_shape)[2 + a] for a in octave_axes(dims))
+    if not _takes(symbol, sized(data_shape, high), data_name):
         return None
     while low < high:
         middle = (low + high) // 2
-        if _takes(symbol, (n, c, middle, middle), data_name):
+        if _takes(symbol, sized(data_shape, middle), data_name):
             high = middle
         else:
             low = middle + 1
@@ -687,10 +732,11 @@ def _check_arguments(symbol, ratio, data_shape, data_name):
     if isinstance(data_shape, (str, bytes)) or not hasattr(data_shape, '__len__'):
         raise TypeError('octavize: data_shape must be a tuple (N, C, H, W), got %r'
                         % (data_shape,))
-    if len(tuple(data_shape)) != 4 or not all(isinstance(s, (int, np.integer)) and s > 0
-                                              for s in data_shape):
-        raise ValueError('octavize: data_shape must be (N, C, H, W) of positive integers, '
-                         'got %r' % (tuple(data_shape),))
+    if len(tuple(data_shape)) not in (3, 4, 5) or \
+            not all(isinstance(s, (int, np.integer)) and s > 0 for s in data_shape):
+        raise ValueError('octavize: data_shape must be (N, C, H, W) of positive integers (or '
+                         '(N, C, T, H, W) for video, (N, C, L) for signals), got %r'
+                         % (tuple(data_shape),))
     if data_name not in symbol.list_arguments():
         inputs = [name for name in symbol.list_arguments()
                   if not name.endswith(('_weight', '_bias', '_gamma', '_beta'))]
@@ -720,24 +766,37 @@ def convert(symbol, ratio, data_shape, policy=None, data_name='data'):
     data_shape = tuple(data_shape)
 
     def square(side):
-        return data_shape[:2] + (side, side)
+        return sized(data_shape, side)
     fast = _Rewriter(symbol, ratio, data_shape, policy, data_name)
     octave = fast.run()
+    even = _even_maps(symbol, octave, ratio, data_shape, policy, data_name)
     smallest = smallest_input(symbol, data_shape, data_name)
     if smallest is None:
         fast.check(data_shape)
-        return Conversion(octave, fast.origins, None, None, None)
+        return Conversion(octave, fast.origins, None, None, None, even)
     graph_from = smallest_input(octave, data_shape, data_name, low=smallest)
     if graph_from == smallest:
         fast.check(data_shape)
         fast.check(square(smallest))
-        return Conversion(octave, fast.origins, smallest, smallest, None)
+        return Conversion(octave, fast.origins, smallest, smallest, None, even)
     small = _Rewriter(symbol, ratio, data_shape, policy, data_name, one_pixel_maps=True)
     small_maps = small.run()
     small.check(square(smallest))
     small.check(data_shape)
     if graph_from is None:            # data_shape itself is too small for the first graph
-        return Conversion(small_maps, small.origins, smallest, smallest, None)
+        return Conversion(small_maps, small.origins, smallest, smallest, None, None)
     fast.check(data_shape)
     fast.check(square(graph_from))
-    return Conversion(octave, fast.origins, smallest, graph_from, small_maps)
+    return Conversion(octave, fast.origins, smallest, graph_from, small_maps, even)
+
+
+def _even_maps(symbol, octave, ratio, data_shape, policy, data_name):
+    """The even-size graph of the octave graph ``octave`` (None when it is ``octave``
+    itself: nothing to leave out), checked at ``data_shape`` when its maps are even there."""
+    even = _Rewriter(symbol, ratio, data_shape, policy, data_name, even_sizes=True)
+    graph = even.run()
+    if graph.tojson() == octave.tojson():
+        return None
+    if crops_are_noops(octave, data_shape, data_name):
+        even.check(data_shape)
+    return graph

@@ -5,19 +5,21 @@ ResNeXt and MobileNet: the stem (a convolution with no convolution before it) re
 image and stays vanilla, and so does the last stage: every layer whose output is at the
 network's largest stride, or that only feeds layers that are (the input of the last
 downsampling). ``'split-stem'`` splits the stem's output too (the reference's DenseNet).
-A function ``policy(layer) -> ratio`` decides each convolution itself. Layers after global
-pooling (1-pixel maps: a squeeze-excitation's) have no low frequencies: every policy
+``'all-layers'`` splits every convolution's output, the stem's and the last stage's too:
+the paper's video networks (its Table 8 FLOPs follow from it, not from the image
+placement). A function ``policy(layer) -> ratio`` decides each convolution itself. Layers
+after global pooling (1-pixel maps: a squeeze-excitation's) have no low frequencies: every policy
 leaves them vanilla, and a function that gives one a ratio is refused.
 """
 import math
 from collections import namedtuple
 
 from .flops import attr_is_true, attr_tuple
-from .octave import check_ratio
+from .octave import check_ratio, octave_axes
 
-__all__ = ['Layer', 'POLICIES', 'Placement', 'place', 'is_depthwise', 'global_axes']
+__all__ = ['Layer', 'POLICIES', 'Placement', 'place', 'is_depthwise']
 
-POLICIES = ('paper', 'split-stem')
+POLICIES = ('paper', 'split-stem', 'all-layers')
 
 Layer = namedtuple('Layer', ['name', 'kind', 'stride', 'last_stage'])
 Layer.__doc__ = """A convolution as the policy sees it.
@@ -42,7 +44,7 @@ _SPATIAL = {'Convolution', 'Pooling', '_contrib_AdaptiveAvgPooling2D', 'FullyCon
             'Flatten', 'flatten'}
 
 
-def global_axes(node, rank):
+def _reduces_spatial_axes(node, rank):
     """Whether ``node`` (a reduction of a map of ``rank`` axes) reduces every spatial axis
     (2 and beyond) and only those."""
     if node['op'] not in _REDUCTIONS or rank < 3:
@@ -64,9 +66,11 @@ def is_depthwise(node, in_channels):
 
 def place(nodes, shapes, data_shape, policy, ratio):
     """The :class:`Placement` of a graph's ``nodes`` (its JSON nodes, with ``shapes``
-    ``{(node, output): shape}`` at ``data_shape``) under ``policy`` at ``ratio``."""
+    ``{(node, output): shape}`` at ``data_shape``) under ``policy`` at ``ratio``. A layer's
+    stride is read off the height of its output (of a video, a frame's height; of a
+    signal, its length)."""
     chosen = _policy(policy, ratio)
-    size = data_shape[2]
+    size = data_shape[2 + octave_axes(len(data_shape) - 2)[0]]   # the height (a signal's length)
     consumers = {i: [] for i in range(len(nodes))}
     after_conv, after_global, is_global, stride = {}, {}, {}, {}
     for i, node in enumerate(nodes):
@@ -81,8 +85,9 @@ def place(nodes, shapes, data_shape, policy, ratio):
         if after_global[i] or is_global[i] or node['op'] in ('FullyConnected', 'Flatten',
                                                              'flatten'):
             stride[i] = math.inf
-        elif len(shape) >= 3 and shape[2] > 0:
-            stride[i] = 2 ** round(math.log2(size / shape[2]))
+        elif 3 <= len(shape) <= 5:       # a map's height (its length), whatever its rank
+            height = shape[2 + octave_axes(len(shape) - 2)[0]]
+            stride[i] = 2 ** round(math.log2(size / height)) if height > 0 else math.inf
     spatial = [i for i, node in enumerate(nodes) if node['op'] in ('Convolution', 'Pooling')
                and stride.get(i, math.inf) < math.inf]
     largest = max((stride[i] for i in spatial), default=1)
@@ -118,7 +123,7 @@ def _is_global(nodes, shapes, i):
         return attr_tuple(attrs.get('output_size'), (1,)) in ((1,), (1, 1))
     if node['op'] in _REDUCTIONS:
         source = node['inputs'][0]
-        return global_axes(node, len(shapes[(source[0], source[1])]))
+        return _reduces_spatial_axes(node, len(shapes[(source[0], source[1])]))
     return False
 
 
@@ -147,6 +152,9 @@ def _policy(policy, ratio):
     elif policy == 'split-stem':
         def chosen(layer):
             return 0. if layer.last_stage else ratio
+    elif policy == 'all-layers':
+        def chosen(layer):
+            return 0. if layer.stride == math.inf else ratio
     elif callable(policy):
         chosen = policy
     else:
