@@ -2,20 +2,24 @@
 import argparse
 
 from ..utils.flops import trace_block
-from .models import APIS, build_model, default_model
+from .models import APIS, build_model, default_model, is_video_model, video_frames
 
 __all__ = ['add_model_args', 'add_data_args', 'add_device_args', 'contexts', 'model_symbol',
-           'input_shape', 'describe', 'parser_with_model_args', 'data_source']
+           'input_shape', 'describe', 'parser_with_model_args', 'finish_model_args',
+           'data_source']
 
 
-def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, batch_size=1):
+def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, batch_size=1,
+                   video=False):
     """Add the model flags to ``parser`` and return their argument group.
 
     ``--api``, ``--network/--model``, ``--depth``, ``--ratio`` (unless ``ratio`` is
     None: the caller declares its own), ``--use-se``, ``--classes`` (or
     ``--num-classes``), ``--input-size`` and, unless ``batch_size`` is None,
     ``--batch-size``; the keyword arguments are their defaults (``classes=None``:
-    found by the caller, e.g. from the data)."""
+    found by the caller, e.g. from the data). ``video``: also ``--frames``, for GluonCV's
+    video models, whose ``--ratio`` defaults to the paper's video ratio (resolved by
+    :func:`finish_model_args`)."""
     group = parser.add_argument_group('model')
     group.add_argument('--api', choices=APIS, default='symbol',
                        help='Symbol-API ablation networks, octconv\'s Gluon models, or any '
@@ -28,9 +32,11 @@ def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, b
     group.add_argument('--depth', type=int, default=depth,
                        help='Symbol network depth (default %d)' % depth)
     if ratio is not None:
-        group.add_argument('--ratio', type=float, default=ratio,
-                           help='fraction of low-frequency channels; 0 = vanilla (default %g)'
-                                % ratio)
+        group.add_argument('--ratio', type=float, default=None if video else ratio,
+                           help='fraction of low-frequency channels; 0 = vanilla (default %g%s)'
+                                % (ratio, '; a video model: 0.1, the paper\'s Table 8'
+                                   if video else ''))
+        parser.set_defaults(image_ratio=ratio)
     group.add_argument('--use-se', action='store_true', help='Gluon: squeeze-excitation blocks')
     group.add_argument('--classes', '--num-classes', dest='classes', type=int, default=classes,
                        help='number of classes (default %s)'
@@ -40,14 +46,42 @@ def add_model_args(parser, depth=50, ratio=0.25, classes=1000, input_size=224, b
     if batch_size is not None:
         group.add_argument('--batch-size', type=int, default=batch_size,
                            help='batch size (default %d)' % batch_size)
+    if video:
+        group.add_argument('--frames', type=int, default=None,
+                           help='frames per clip of a video model (--api gluoncv, e.g. '
+                                'i3d_resnet50_v1_kinetics400; default: the model\'s own clip, '
+                                '32 for I3D and C2D, 16 for C3D and R(2+1)D)')
     return group
 
 
+def finish_model_args(args):
+    """Check and complete the model flags of :func:`add_model_args` ``(video=True)``:
+    ``--ratio`` not given is the paper's (0.1 for a video model); ``--frames`` is refused
+    for an image model. Returns ``args``; ValueError names the flag."""
+    video = is_video_model(args.api, args.model)
+    if getattr(args, 'frames', None) is not None:
+        if not video:
+            raise ValueError('--frames: %s is not a video model (video models: --api gluoncv '
+                             '--model i3d_resnet50_v1_kinetics400 and the others of '
+                             'octconv.gluon.gluoncv_video.video_models())'
+                             % (args.model or default_model(args.api)))
+        if args.frames < 1:
+            raise ValueError('--frames must be at least 1, got %d' % args.frames)
+    if hasattr(args, 'image_ratio') and getattr(args, 'ratio', 0) is None:
+        from ..gluon.gluoncv_video import VIDEO_RATIO
+        args.ratio = VIDEO_RATIO if video else args.image_ratio
+    return args
+
+
 def input_shape(args):
-    """(N, 3, H, W) from ``--batch-size`` and ``--input-size``."""
+    """(N, 3, H, W) from ``--batch-size`` and ``--input-size``; (N, 3, T, H, W) for a video
+    model, T from ``--frames``."""
     if len(args.input_size) > 2:
         raise ValueError('--input-size takes H or H W, got %s' % args.input_size)
     height, width = (args.input_size * 2)[:2]
+    if is_video_model(args.api, args.model):
+        return (args.batch_size, 3, video_frames(args.model, getattr(args, 'frames', None)),
+                height, width)
     return (args.batch_size, 3, height, width)
 
 
@@ -66,9 +100,10 @@ def model_symbol(args):
 
 
 def parser_with_model_args(prog, description):
-    """An ``ArgumentParser`` with the model flags already added."""
+    """An ``ArgumentParser`` with the model flags already added, video models' included
+    (call :func:`finish_model_args` on what it parses)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    add_model_args(parser)
+    add_model_args(parser, video=True)
     return parser
 
 

@@ -6,10 +6,11 @@ import sys
 from ..gluon.released import MODELS
 from ..symbol.released import ABLATION
 from ..utils.flops import count_block, count_symbol
-from .cli import describe, input_shape, model_symbol, parser_with_model_args
+from .cli import (describe, finish_model_args, input_shape, model_symbol,
+                  parser_with_model_args)
 from .models import build_model
 
-__all__ = ['paper_rows', 'main']
+__all__ = ['paper_rows', 'video_rows', 'main']
 
 
 def _human(value):
@@ -35,6 +36,47 @@ def paper_rows(data_shape=(1, 3, 224, 224)):
         net = build_model('gluon', row.network, ratio=row.ratio, use_se=row.use_se)
         yield _paper_row('B', row.label, row.ratio, count_block(net, data_shape),
                          row.params_m * 1e6, row.gflops * 1e9)
+
+
+def video_rows(placements=('all-layers', 'paper')):
+    """Every row of the paper's Table 8 (:data:`~octconv.gluon.gluoncv_video.TABLE_8`) with
+    the counted figures of GluonCV's network, converted with each of ``placements``, at the
+    paper's clip (32 frames of 224x224, 400 classes).
+
+    Yields dicts: ``label``, ``model``, ``ratio``, ``placement``, ``vanilla_flops``,
+    ``flops`` (counted), ``flop_ratio``, the paper's ``paper_vanilla_flops``,
+    ``paper_flops`` and ``paper_ratio``, and ``ratio_diff`` (counted minus the paper's).
+    """
+    from ..gluon.gluoncv_video import TABLE_8, c2d_resnet50_v1, octave_video_model
+    from gluoncv.model_zoo import get_model
+    clip = (1, 3, 32, 224, 224)
+    vanilla = {}
+    for row in TABLE_8:
+        if row.model not in vanilla:
+            net = c2d_resnet50_v1(nclass=400) if row.model.startswith('c2d') else get_model(
+                row.model, nclass=400, pretrained=False, pretrained_base=False)
+            vanilla[row.model] = count_block(net, clip).flops
+        for placement in placements:
+            flops = count_block(octave_video_model(row.model, row.ratio, nclass=400,
+                                                   policy=placement), clip).flops
+            paper_ratio = row.octave_gflops / row.vanilla_gflops
+            yield {'label': row.label, 'model': row.model, 'ratio': row.ratio,
+                   'placement': placement, 'vanilla_flops': vanilla[row.model],
+                   'flops': flops, 'flop_ratio': flops / vanilla[row.model],
+                   'paper_vanilla_flops': row.vanilla_gflops * 1e9,
+                   'paper_flops': row.octave_gflops * 1e9, 'paper_ratio': paper_ratio,
+                   'ratio_diff': flops / vanilla[row.model] - paper_ratio}
+
+
+def _print_video(rows, out):
+    fmt = '%-9s %5s %-11s %10s %10s %10s %10s %7s %7s %7s'
+    print(fmt % ('model', 'ratio', 'placement', 'vanilla', 'paper', 'octave', 'paper',
+                 'ratio', 'paper', 'diff'), file=out)
+    for r in rows:
+        print(fmt % (r['label'], '%g' % r['ratio'], r['placement'], _human(r['vanilla_flops']),
+                     _human(r['paper_vanilla_flops']), _human(r['flops']),
+                     _human(r['paper_flops']), '%.3f' % r['flop_ratio'],
+                     '%.3f' % r['paper_ratio'], '%+.3f' % r['ratio_diff']), file=out)
 
 
 def _paper_row(table, label, ratio, counted, paper_params, paper_flops):
@@ -66,8 +108,20 @@ def main(argv=None):
     parser.add_argument('--paper', action='store_true',
                         help="every row of the paper's tables A and B beside the published "
                              'figures (at 1x3x224x224)')
+    parser.add_argument('--paper-video', action='store_true',
+                        help="every row of the paper's Table 8 (video networks) beside the "
+                             "published figures, GluonCV's networks at 1x3x32x224x224 "
+                             "converted with the placement 'all-layers' and with 'paper'")
     args = parser.parse_args(argv)
     try:
+        if args.paper_video:
+            rows = list(video_rows())
+            if args.json:
+                for row in rows:
+                    print(json.dumps(row))
+            else:
+                _print_video(rows, sys.stdout)
+            return 0
         if args.paper:
             rows = list(paper_rows())
             if args.json:
@@ -76,6 +130,7 @@ def main(argv=None):
             else:
                 _print_paper(rows, sys.stdout)
             return 0
+        finish_model_args(args)
         symbol, frozen = model_symbol(args)
         counted = count_symbol(symbol, input_shape(args), frozen=frozen)
     except ValueError as err:

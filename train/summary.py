@@ -5,7 +5,9 @@ import sys
 
 import mxnet as mx
 
-from .cli import describe, input_shape, model_symbol, parser_with_model_args
+from ..utils.flops import count_symbol
+from .cli import (describe, finish_model_args, input_shape, model_symbol,
+                  parser_with_model_args)
 
 __all__ = ['main', 'plot_graph']
 
@@ -36,8 +38,10 @@ def main(argv=None):
     parser.add_argument('--plot', metavar='FILE.png', help='draw the graph into this PNG file')
     args = parser.parse_args(argv)
     try:
+        finish_model_args(args)
         symbol, _ = model_symbol(args)
         shape = input_shape(args)
+        count_symbol(symbol, shape)          # ValueError where the model cannot take it
     except ValueError as err:
         print('octconv-summary: error: %s' % err, file=sys.stderr)
         return 2
