@@ -22,10 +22,15 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
     assert {r['ratio'] for r in rows} == {0.0, 0.5}
     vanilla = [r for r in rows if r['ratio'] == 0]
     for batch in (1, 2):        # ratios are against the fastest vanilla variant
-        assert min(r['b%d_time_ratio' % batch] for r in vanilla) == 1.0
-        assert min(r['b%d_min_time_ratio' % batch] for r in vanilla) == 1.0
+        best = min(r['b%d_ms' % batch] for r in vanilla)
+        fastest = min(r['b%d_min_ms' % batch] for r in vanilla)
         for row in rows:
             assert row['b%d_min_ms' % batch] <= row['b%d_ms' % batch]
+            assert abs(row['b%d_time_ratio' % batch] - row['b%d_ms' % batch] / best) < 1e-9
+            assert abs(row['b%d_min_time_ratio' % batch] -
+                       row['b%d_min_ms' % batch] / fastest) < 1e-9
+            assert abs(row['b%d_images_per_s' % batch] - batch * 1000 /
+                       row['b%d_ms' % batch]) < 1e-6
     assert {r['variant'] for r in rows} == {
         'ratio %s%s' % (ratio, suffix) for ratio in ('0', '0.5')
         for suffix in ('', ' +mkldnn-fusion', ' +bn-fold+mkldnn-fusion',
@@ -35,7 +40,70 @@ def test_bench_reports_each_model_against_the_best_vanilla(capsys):
     want = (flops.count_block(get_model('mobilenet_v1_075', ratio=0.5), shape).flops /
             flops.count_block(get_model('mobilenet_v1_075', ratio=0.), shape).flops)
     assert abs(octave['flop_ratio'] - want) < 1e-12
-    assert octave['train_ms'] > 0 and octave['peak_extra_mb'] >= 0 and octave['b2_images_per_s'] > 0
+    trained = [r for r in rows if 'train_ms' in r]
+    assert {r['variant'] for r in trained} == {'ratio 0', 'ratio 0.5'}     # as built only
+    assert abs(octave['train_time_ratio'] - octave['train_ms'] / min(
+        r['train_ms'] for r in trained if r['ratio'] == 0)) < 1e-9
+
+
+def _sleeper(seconds):
+    """An 'inference' that takes ``seconds`` per image."""
+    import time
+
+    def infer(batch):
+        time.sleep(seconds * batch)
+    return infer
+
+
+def _writer(megabytes):
+    """An 'inference' that writes ``megabytes`` of new memory, mapped from the system and
+    unmapped after (not through malloc, whose freed blocks may stay resident in a process
+    that has run other tests: the new memory of each run is then nothing)."""
+    import mmap
+    import numpy as np
+
+    def infer(batch):
+        block = mmap.mmap(-1, megabytes * 2 ** 20)
+        written = np.frombuffer(block, dtype=np.uint8)
+        written.fill(1)                                         # written: resident
+        del written
+        block.close()
+    return infer
+
+
+def test_the_timing_method_measures_what_runs():
+    """Synthetic models of known durations and memory, through the bench's own timing and
+    reporting: medians, ratios to the fastest vanilla, the peak memory of each one's runs."""
+    import argparse
+    cands = [bench._Candidate('slow vanilla', 0., _sleeper(0.048)),
+             bench._Candidate('fast vanilla', 0., _sleeper(0.032)),
+             bench._Candidate('octave', 0.5, _sleeper(0.024))]
+    args = argparse.Namespace(warmup=1, repeats=5, inner=2, batch_sizes=[1, 2], train_batch=0,
+                              model='m', api='gluon', runtime='mxnet', dtype='float32',
+                              input_size=224, frames=None)
+    bench._time_rounds(cands, args)
+    assert all(len(c.times[b]) == 10 for c in cands for b in (1, 2))
+    rows = {r['variant']: r for r in bench._rows(cands, args, {0.: 4., 0.5: 2.}, {})}
+    for batch in (1, 2):
+        assert 31 < rows['fast vanilla']['b%d_ms' % batch] / batch < 36     # sleeps of 32 ms
+        assert abs(rows['octave']['b%d_time_ratio' % batch] - 0.75) < 0.1    # 24 against 32
+        assert abs(rows['slow vanilla']['b%d_time_ratio' % batch] - 1.5) < 0.25
+    assert rows['octave']['flop_ratio'] == 0.5
+    cands = [bench._Candidate('vanilla', 0., _sleeper(0.001)),
+             bench._Candidate('octave', 0.5, _writer(96))]
+    bench._time_rounds(cands, args)
+    rows = {r['variant']: r for r in bench._rows(cands, args, {0.: 4., 0.5: 2.}, {})}
+    assert rows['octave']['peak_extra_mb'] > 80 > rows['vanilla']['peak_extra_mb']
+
+
+def test_an_in_process_run_leaves_the_environment_as_it_was(capsys):
+    names = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'MXNET_EXEC_BULK_EXEC_INFERENCE')
+    before = {name: os.environ.get(name) for name in names}
+    assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.5',
+                               '--batch-sizes', '1', '--train-batch', '0', '--input-size', '32',
+                               '--repeats', '1', '--warmup', '1', '--variants', 'as-built',
+                               '--threads', '1', '--profile']) == 0
+    assert {name: os.environ.get(name) for name in names} == before
 
 
 def test_every_figure_names_its_machine(capsys):
@@ -126,8 +194,9 @@ def test_bench_times_int8_models_against_their_targets_with_profiles(capsys, mon
     # --profile turns MXNet's bulk execution off for its process; restored after the test
     monkeypatch.delenv('MXNET_EXEC_BULK_EXEC_INFERENCE', raising=False)
     for runtime, convolution in (('mxnet', '_sg_mkldnn_conv'), ('onnxruntime', 'QLinearConv')):
-        assert bench.main(GLUON + ['--model', 'resnet50_v1b', '--ratios', '0.25', '--batch-sizes',
-                                   '1', '--input-size', '32', '--repeats', '1', '--warmup', '1',
+        assert bench.main(GLUON + ['--model', 'mobilenet_v1_075', '--ratios', '0.25',
+                                   '--batch-sizes', '1', '--input-size', '32', '--repeats', '1',
+                                   '--warmup', '1',
                                    '--dtype', 'int8', '--runtime', runtime, '--profile',
                                    '--variants', 'unmerged']) == 0   # one MXNet graph
         out = capsys.readouterr().out
@@ -141,3 +210,14 @@ def test_bench_times_int8_models_against_their_targets_with_profiles(capsys, mon
     with pytest.raises(SystemExit) as stopped:
         bench.main(GLUON + ['--dtype', 'int8', '--variants', 'as-built'])
     assert stopped.value.code == 2 and '--variants as-built' in capsys.readouterr().err
+
+
+def test_bench_refuses_a_model_it_cannot_build_before_timing(capsys):
+    import pytest
+    for flags, named in ((['--model', 'resnet18_v1b'], "unknown model 'resnet18_v1b'"),
+                         (['--api', 'gluoncv', '--model', 'inceptionv3', '--input-size', '32'],
+                          'kernel size')):
+        with pytest.raises(SystemExit) as stopped:
+            bench.main(GLUON + flags + ['--ratios', '0.25', '--batch-sizes', '1'])
+        captured = capsys.readouterr()
+        assert stopped.value.code == 2 and named in captured.err and captured.out == ''

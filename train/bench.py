@@ -24,7 +24,8 @@ times the straightforward octave graph (before and after, in one run).
 ``--runtime onnxruntime`` times ONNX exports in onnxruntime instead: as MXNet's
 exporter writes them (weights made constants) and through
 :func:`octconv.utils.onnx_export.export_onnx`; ``--runtime openvino`` times the
-latter in OpenVINO, in float32. Both time the files in a child process that does
+latter in OpenVINO, in float32, or with ``--dtype bfloat16`` in bfloat16 (on CPUs that
+have it: :mod:`octconv.utils.openvino_model`). Both time the files in a child process that does
 not load MXNet, with one file open at a time (each opened for its turn in every
 round) and the runtime's default threading. Results print as a table and as JSON
 lines; both name the machine (CPU, ISA flags, threads, oneDNN version and the ISA
@@ -33,6 +34,7 @@ lot between CPU families.
 ``OMP_WAIT_POLICY`` is ACTIVE unless set (MXNet runtime): see the comment in :func:`main`.
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -40,12 +42,14 @@ import statistics
 import sys
 import time
 
-from .cli import add_model_args
+from .cli import add_model_args, finish_model_args, input_shape, model_symbol
 from .machine import describe_machine, machine_line
-from .models import default_model, inference_graph
+from .models import build_model, default_model, inference_graph, is_video_model, video_frames
 from ..utils.octave import GRAPHS
 from ..utils.deploy import check_mxnet_int8
+from ..utils.flops import count_symbol
 from ..utils.onnx_export import check_int8_export, export_onnx, onnx_weights_as_constants
+from ..utils.openvino_model import check_bfloat16
 
 __all__ = ['main', 'VARIANTS', 'INT8_TARGETS']
 
@@ -101,22 +105,21 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
     shape ever changes."""
     from ..utils.deploy import for_inference
     from .fit import default_initializers
-    size = args.input_size
 
     def build(static_shape=True):
-        net = _model(args, ratio, data_shape=(1, 3, size, size), graph=graph)
+        net = _model(args, ratio, data_shape=_shape(args, 1), graph=graph)
         if args.api == 'symbol':
             default_initializers(net)
         net.initialize(mx.init.Xavier())
         net.hybridize(static_alloc=True, static_shape=static_shape)
         return net
-    inputs = {b: mx.nd.random.uniform(shape=(b, 3, size, size)) for b in batch_sizes}
+    inputs = {b: mx.nd.random.uniform(shape=_shape(args, b)) for b in batch_sizes}
     variants = {VARIANTS[name]: {} for name in chosen}
     first = build()
     first(inputs[batch_sizes[0]])
-    symbol, params = inference_graph(first, (1, 3, size, size))
+    symbol, params = inference_graph(first, _shape(args, 1))
     for batch in batch_sizes:
-        shape = (batch, 3, size, size)
+        shape = _shape(args, batch)
         if '' in variants:
             net = first if batch == batch_sizes[0] else build()
             net(inputs[batch])
@@ -127,7 +130,8 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
             for name, steps in _DEPLOY_STEPS.items():
                 if VARIANTS[name] in variants:
                     if args.dtype == 'int8':
-                        steps = dict(steps, dtype='int8', calib_data=_random_calibration(shape))
+                        steps = dict(steps, dtype='int8', calib_mode='naive',
+                                     calib_data=_random_calibration(shape))
                     variants[VARIANTS[name]][batch] = for_inference(
                         symbol, params, shape, **steps)
         except Exception as err:          # the pass rejects some graphs: report, go on
@@ -155,7 +159,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
 
 def _random_calibration(shape, images=8):
     """Random batches of ``shape``, ``images`` images in all (at least one batch), to
-    calibrate INT8 models with: their speed does not depend on the ranges found."""
+    calibrate INT8 models with (naive: their speed does not depend on the ranges found)."""
     import numpy as np
     rng = np.random.RandomState(0)
     return [rng.uniform(-1, 1, shape).astype(np.float32)
@@ -168,8 +172,7 @@ def _train_step(args, build, mx):
     trainer = mx.gluon.Trainer(trained.collect_params(), 'sgd', {'learning_rate': 1e-4})
     loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
     labels = mx.nd.zeros((args.train_batch,))
-    size = args.input_size
-    train_x = mx.nd.random.uniform(shape=(args.train_batch, 3, size, size))
+    train_x = mx.nd.random.uniform(shape=_shape(args, args.train_batch))
 
     def train_step():
         with mx.autograd.record():
@@ -193,8 +196,8 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
     symbol, params = net.export_graph(data_shape=(1, 3, size, size))
     suffixes = (' openvino',) if args.runtime == 'openvino' else (' mxnet-export',
                                                                    ' export_onnx')
-    if args.dtype == 'int8':
-        suffixes = (suffixes[-1] + ' int8',)
+    if args.dtype != 'float32':
+        suffixes = (suffixes[-1] + ' ' + args.dtype,)
     models = []
     for suffix in suffixes:
         label = 'ratio %g%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix)
@@ -208,7 +211,7 @@ def _export_onnx_files(args, ratio, folder, mx, graph):
                 onnx_weights_as_constants(path)
             elif args.dtype == 'int8':
                 shape = (batch, 3, size, size)
-                export_onnx(symbol, params, shape, path, quantize='int8',
+                export_onnx(symbol, params, shape, path, quantize='int8', calib_mode='naive',
                             calib_data=_random_calibration(shape))
             else:
                 export_onnx(symbol, params, (batch, 3, size, size), path)
@@ -224,7 +227,8 @@ def _time_onnx_files(args, ratios, mx):
     each) are deleted afterwards."""
     import subprocess
     import tempfile
-    plan = {'runtime': args.runtime, 'threads': args.threads, 'size': args.input_size,
+    plan = {'runtime': args.runtime, 'dtype': args.dtype, 'threads': args.threads,
+            'size': args.input_size,
             'batch_sizes': args.batch_sizes, 'warmup': args.warmup, 'repeats': args.repeats,
             'inner': args.inner, 'profile': args.profile, 'models': []}
     with tempfile.TemporaryDirectory(prefix='octconv-bench-') as folder:
@@ -255,7 +259,7 @@ def _time_files(plan_path):
     with open(plan_path) as handle:
         plan = json.load(handle)
     args = argparse.Namespace(**{k: plan[k] for k in ('threads', 'warmup', 'repeats', 'inner',
-                                                       'batch_sizes')}, train_batch=0)
+                                                       'batch_sizes', 'dtype')}, train_batch=0)
     opener = (_openvino_opener if plan['runtime'] == 'openvino' else _onnxruntime_opener)(args)
     model_in_turn = _OneAtATime(opener)
     size = plan['size']
@@ -267,11 +271,12 @@ def _time_files(plan_path):
             model_in_turn(files[str(batch)], inputs[batch])
         candidates.append(_Candidate(model['label'], model['ratio'], infer))
     _time_rounds(candidates, args)
-    if plan.get('profile') and plan['runtime'] == 'onnxruntime':
+    if plan.get('profile'):
+        profile = (_onnxruntime_profile if plan['runtime'] == 'onnxruntime' else
+                   _openvino_profile)
         for cand, model in zip(candidates, plan['models']):
             batch = args.batch_sizes[0]
-            cand.profile = _onnxruntime_profile(model['files'][str(batch)], inputs[batch],
-                                                args.threads)
+            cand.profile = profile(model['files'][str(batch)], inputs[batch], args)
     with open(plan_path + '.times', 'w') as handle:
         json.dump([{'times': c.times, 'profile': c.profile} for c in candidates], handle)
     return 0
@@ -280,13 +285,36 @@ def _time_files(plan_path):
 PROFILED_RUNS = 10
 
 
-def _onnxruntime_profile(path, x, threads):
+def _openvino_profile(path, x, args):
+    """``{node type: ms per run}`` of ``path`` on ``x`` by OpenVINO's performance counters,
+    over PROFILED_RUNS runs after two that are left out; a type's name carries the kernel
+    it ran (``Convolution brgconv_avx512_amx_1x1_I8``)."""
+    from ..utils.onnx_export import import_openvino
+    from ..utils.openvino_model import openvino_config
+    core = import_openvino().Core()
+    config = dict(openvino_config(args.threads, 'float32' if args.dtype == 'int8'
+                                  else args.dtype), PERF_COUNT='YES')
+    request = core.compile_model(core.read_model(path), 'CPU', config).create_infer_request()
+    totals = {}
+    for run in range(PROFILED_RUNS + 2):
+        request.infer({0: x})
+        if run < 2:
+            continue
+        for node in request.profiling_info:
+            if node.status == node.Status.EXECUTED:
+                key = '%s %s' % (node.node_type, node.exec_type)
+                totals[key] = totals.get(key, 0.) + \
+                    node.real_time.total_seconds() * 1000. / PROFILED_RUNS
+    return totals
+
+
+def _onnxruntime_profile(path, x, args):
     """``{operator type: ms per run}`` of ``path`` on ``x`` by onnxruntime's profiler: its
     kernels' times over PROFILED_RUNS runs, after two (the first runs of a session
     allocate) that are left out."""
     import onnxruntime as ort
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = args.threads
     options.enable_profiling = True
     options.profile_file_prefix = os.path.splitext(path)[0] + '-profile'
     session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
@@ -360,12 +388,12 @@ def _onnxruntime_opener(args):
 
 def _openvino_opener(args):
     from ..utils.onnx_export import import_openvino
+    from ..utils.openvino_model import openvino_config
     openvino = import_openvino()
     core = openvino.Core()
-    # float32 as MXNet computes (OpenVINO may pick bfloat16 on CPUs that have it);
-    # threads pinned to cores, as for a latency-bound deployment.
-    config = {'INFERENCE_NUM_THREADS': str(args.threads), 'PERFORMANCE_HINT': 'LATENCY',
-              'INFERENCE_PRECISION_HINT': 'f32', 'ENABLE_CPU_PINNING': 'YES'}
+    # the dtype asked for (an INT8 file's own operators decide its precision), threads
+    # pinned to cores, as for a latency-bound deployment
+    config = openvino_config(args.threads, 'float32' if args.dtype == 'int8' else args.dtype)
 
     def open_file(path):
         request = core.compile_model(core.read_model(path), 'CPU', config).create_infer_request()
@@ -375,14 +403,21 @@ def _openvino_opener(args):
 
 def _model(args, ratio, data_shape=None, graph='optimized'):
     """The benchmarked model at ``ratio`` (0 is vanilla)."""
-    from .models import build_model
     return build_model(args.api, args.model, args.depth, ratio, data_shape=data_shape,
                        graph=graph)
 
 
 def _flop_ratio(args, ratio):
     from ..utils.flops import count_block
-    return count_block(_model(args, ratio), (1, 3, args.input_size, args.input_size)).flops
+    return count_block(_model(args, ratio), _shape(args, 1)).flops
+
+
+def _shape(args, batch):
+    """The input of ``batch`` images (N, 3, size, size), or clips (N, 3, T, size, size)."""
+    size = args.input_size
+    if is_video_model(args.api, args.model):
+        return (batch, 3, video_frames(args.model, args.frames), size, size)
+    return (batch, 3, size, size)
 
 
 def _time_rounds(candidates, args):
@@ -414,7 +449,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog='octconv-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     model = add_model_args(parser, depth=50, ratio=None, classes=1000, input_size=224,
-                           batch_size=None)
+                           batch_size=None, video=True)
     model.add_argument('--ratios', type=float, nargs='+', default=[0.125, 0.25, 0.5, 0.75],
                        help='octave ratios, each timed against ratio 0 (vanilla)')
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
@@ -430,20 +465,30 @@ def main(argv=None):
                         help='MXNet variants of each model (default: all; with --dtype int8 '
                         'for_inference, which may be joined by unmerged); the training step '
                         'is timed with as-built')
-    parser.add_argument('--dtype', choices=('float32', 'int8'), default='float32',
+    parser.add_argument('--dtype', choices=('float32', 'int8', 'bfloat16'), default='float32',
                         help='int8: each model quantized (for_inference, export_onnx), '
-                        'calibrated on 8 random images; no training step')
+                        'calibrated on 8 random images (naive: the speed does not depend on '
+                        'the ranges); bfloat16: the float32 ONNX files in '
+                        'OpenVINO in bfloat16 (--runtime openvino); no training step')
     parser.add_argument('--graphs', nargs='+', choices=GRAPHS, default=['optimized'],
                         help='octave graphs to time (both: before and after the optimizations)')
     parser.add_argument('--profile', action='store_true',
                         help='also the time of each operator type at the first batch size '
                         '(MXNet: its profiler, with bulk execution off for the whole run; '
-                        'onnxruntime: its profiler), printed and in the JSON lines')
+                        'onnxruntime: its profiler; OpenVINO: its performance counters), '
+                        'printed and in the JSON lines')
     parser.add_argument('--time-files', help=argparse.SUPPRESS)   # the ONNX timing child
     args = parser.parse_args(argv)
     if args.time_files:
         return _time_files(args.time_files)
     args.model = args.model or default_model(args.api)
+    try:
+        finish_model_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.runtime != 'mxnet' and is_video_model(args.api, args.model):
+        parser.error('--runtime %s: video models are timed in MXNet (--runtime mxnet)'
+                     % args.runtime)
     if args.runtime != 'mxnet' and args.api == 'symbol':
         parser.error('--runtime %s times Gluon models: add --api gluon (or gluoncv)'
                      % args.runtime)
@@ -457,10 +502,36 @@ def main(argv=None):
             (check_mxnet_int8 if args.runtime == 'mxnet' else check_int8_export)()
         except RuntimeError as err:
             parser.error('--dtype int8: %s' % err)
+    if args.dtype == 'bfloat16':
+        if args.runtime != 'openvino':
+            parser.error('--dtype bfloat16 runs the ONNX files in OpenVINO: add --runtime '
+                         'openvino')
+        try:
+            check_bfloat16()
+        except (ImportError, RuntimeError) as err:
+            parser.error('--dtype bfloat16: %s' % err)
+        args.train_batch = 0
     args.variants = args.variants or list(VARIANTS)
     if len(set(args.input_size)) != 1:
         parser.error('--input-size: octconv-bench times square inputs; give one size')
+    # The model at its largest ratio, built and counted at the input size: a bad name or
+    # size is refused here, before any timing
+    probe = argparse.Namespace(**dict(vars(args), ratio=max(args.ratios), batch_size=1))
+    try:
+        count_symbol(model_symbol(probe)[0], input_shape(probe))
+    except ValueError as err:
+        parser.error(str(err))
     args.input_size = args.input_size[0]
+    with _environment(args):
+        return _bench(args)
+
+
+@contextlib.contextmanager
+def _environment(args):
+    """For the duration of a run, the environment it times in; the process's own values
+    are put back after it (a bench run inside a test or a notebook leaves nothing set)."""
+    names = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'MXNET_EXEC_BULK_EXEC_INFERENCE')
+    before = {name: os.environ.get(name) for name in names}
     os.environ['OMP_NUM_THREADS'] = str(args.threads)
     # Once a second MXNet engine thread has run OpenMP work (a copy, an asnumpy), libgomp
     # sees more threads than cores and stops spinning between operators: every model in
@@ -470,9 +541,18 @@ def main(argv=None):
         os.environ.setdefault('OMP_WAIT_POLICY', 'ACTIVE')
         if args.profile:             # each operator run (and timed) on its own
             os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
-    elif args.profile and args.runtime != 'onnxruntime':
-        parser.error('--profile: the MXNet and onnxruntime runtimes have profilers here, '
-                     'not %s' % args.runtime)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _bench(args):
+    """Time the models of ``args`` (see :func:`main`); prints the table and JSON lines."""
     import mxnet as mx
     ratios = [0.] + [r for r in args.ratios if r != 0]
     if args.runtime == 'mxnet':
@@ -491,26 +571,51 @@ def main(argv=None):
     else:
         candidates = _time_onnx_files(args, ratios, mx)
     flops = {ratio: _flop_ratio(args, ratio) for ratio in ratios}
+    machine = describe_machine(args.threads, _runtime_versions(args.runtime, mx))
+    rows = _rows(candidates, args, flops, machine)
+    print('%s %s at %s, %s, %d threads, %s, median of %d interleaved runs'
+          % (args.api, args.model, 'x'.join(map(str, _shape(args, 1)[2:])), args.dtype,
+             args.threads, args.runtime, args.repeats))
+    print('machine: ' + machine_line(machine))
+    print('%-36s %8s' % ('model', 'FLOPs') + ''.join(
+        '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) +
+        '%12s %7s %9s' % ('train ms', 'ratio', '+peak MB'))
+    for row in rows:
+        line = '%-36s %8.3f' % (row['variant'], row['flop_ratio']) + ''.join(
+            '%12.2f %9.1f %7.3f' % (row['b%d_ms' % b], row['b%d_images_per_s' % b],
+                                    row['b%d_time_ratio' % b]) for b in args.batch_sizes)
+        line += '%12.1f %7.3f' % (row['train_ms'], row['train_time_ratio']) \
+            if 'train_ms' in row else '%12s %7s' % ('', '')
+        peak = row['peak_extra_mb']
+        print(line + ('%9.0f' % peak if peak is not None else ''))
+    chosen = ['%s: %s' % (c.label, ', '.join('b%d %s' % item for item in c.graphs.items()))
+              for c in candidates if c.graphs]
+    if chosen:
+        print('graphs for_inference chose (timed on this machine): ' + '; '.join(chosen))
+    _print_targets(rows, args.batch_sizes)
+    _print_profiles(rows, args.batch_sizes[0])
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+def _rows(candidates, args, flops, machine):
+    """One row (a JSON line) per timed candidate: at each batch size its median time and
+    its fastest run, each also as a ratio to the vanilla candidates' best (the fastest
+    vanilla median; the fastest vanilla run), its training step's median against the
+    fastest vanilla one, its FLOPs against vanilla's (``flops``: ratio -> FLOPs), and
+    what else was recorded (graphs chosen, profile, target)."""
     vanilla = [c for c in candidates if c.ratio == 0]
     best = {b: min(statistics.median(c.times[b]) for c in vanilla) for b in args.batch_sizes}
     best_min = {b: min(min(c.times[b]) for c in vanilla) for b in args.batch_sizes}
     vanilla_train = [statistics.median(c.train_times) for c in vanilla if c.train_times]
-    machine = describe_machine(args.threads, _runtime_versions(args.runtime, mx))
-    print('%s %s at %dpx, %s, %d threads, %s, median of %d interleaved runs'
-          % (args.api, args.model, args.input_size, args.dtype, args.threads, args.runtime,
-             args.repeats))
-    print('machine: ' + machine_line(machine))
-    head = '%-36s %8s' % ('model', 'FLOPs') + ''.join(
-        '%12s %9s %7s' % ('b%d ms' % b, 'img/s', 'ratio') for b in args.batch_sizes) + \
-        '%12s %7s %9s' % ('train ms', 'ratio', '+peak MB')
-    print(head)
     rows = []
     for cand in candidates:
         row = {'model': args.model, 'api': args.api, 'runtime': args.runtime,
                'dtype': args.dtype, 'variant': cand.label, 'ratio': cand.ratio,
+               'input': list(_shape(args, 1)[1:]),
                'flop_ratio': flops[cand.ratio] / flops[0.], 'peak_extra_mb': cand.peak,
                'machine': machine}
-        line = '%-36s %8.3f' % (cand.label, row['flop_ratio'])
         for batch in args.batch_sizes:
             ms = statistics.median(cand.times[batch]) * 1000
             row['b%d_ms' % batch] = ms
@@ -518,7 +623,6 @@ def main(argv=None):
             row['b%d_time_ratio' % batch] = ms / 1000 / best[batch]
             row['b%d_min_ms' % batch] = min(cand.times[batch]) * 1000
             row['b%d_min_time_ratio' % batch] = min(cand.times[batch]) / best_min[batch]
-            line += '%12.2f %9.1f %7.3f' % (ms, batch / ms * 1000, ms / 1000 / best[batch])
         if cand.graphs:
             row['inference_graph'] = {'b%d' % b: name for b, name in cand.graphs.items()}
         if args.dtype == 'int8' and cand.ratio in INT8_TARGETS:
@@ -529,20 +633,8 @@ def main(argv=None):
             train_ms = statistics.median(cand.train_times) * 1000
             row['train_ms'], row['train_time_ratio'] = train_ms, train_ms / 1000 / min(
                 vanilla_train)
-            line += '%12.1f %7.3f' % (train_ms, row['train_time_ratio'])
-        else:
-            line += '%12s %7s' % ('', '')
-        print(line + ('%9.0f' % cand.peak if cand.peak is not None else ''))
         rows.append(row)
-    chosen = ['%s: %s' % (c.label, ', '.join('b%d %s' % item for item in c.graphs.items()))
-              for c in candidates if c.graphs]
-    if chosen:
-        print('graphs for_inference chose (timed on this machine): ' + '; '.join(chosen))
-    _print_targets(rows, args.batch_sizes)
-    _print_profiles(rows, args.batch_sizes[0])
-    for row in rows:
-        print(json.dumps(row))
-    return 0
+    return rows
 
 
 def _print_targets(rows, batch_sizes):
@@ -572,11 +664,11 @@ def _print_profiles(rows, batch):
         for op, ms in row[key].items():
             totals[op] = max(totals.get(op, 0.), ms)
     print('operator time at batch %d, ms per run (profiler):' % batch)
-    print('%-34s' % 'operator' + ''.join('%12s' % ('ratio %g' % r['ratio']) for r in profiled))
+    print('%-48s' % 'operator' + ''.join('%12s' % ('ratio %g' % r['ratio']) for r in profiled))
     for op in sorted(totals, key=totals.get, reverse=True):
         if totals[op] >= 0.05:
-            print('%-34s' % op[:34] + ''.join('%12.2f' % r[key].get(op, 0.) for r in profiled))
-    print('%-34s' % 'total' + ''.join('%12.2f' % sum(r[key].values()) for r in profiled))
+            print('%-48s' % op[:48] + ''.join('%12.2f' % r[key].get(op, 0.) for r in profiled))
+    print('%-48s' % 'total' + ''.join('%12.2f' % sum(r[key].values()) for r in profiled))
 
 
 def _runtime_versions(runtime, mx):
