@@ -240,7 +240,8 @@ def test_merged_convolutions_compute_the_sum_of_both():
         out = np.zeros((2, 4, 6, 5))
         for i in range(3):
             for j in range(3):
-                out += np.einsum('nchw,oc->nohw', padded[:, :, i:i + 6, j:j + 5], weight[:, :, i, j])
+                out += np.einsum('nchw,oc->nohw', padded[:, :, i:i + 6, j:j + 5],
+                                 weight[:, :, i, j])
         want = want + out + params[name + '_bias'].asnumpy()[None, :, None, None]
     np.testing.assert_allclose(_run_on(merged, merged_params, x), want, rtol=1e-5, atol=1e-5)
 
@@ -330,8 +331,10 @@ def test_export_onnx_runs_in_onnxruntime_with_the_same_outputs(size, tmp_path):
     got = _onnx_session(path, optimized).run(None, {'data': x})[0]
     _assert_close(got, _run(symbol, params, mx.nd.array(x)))
     nodes = onnx.load(optimized).graph.node
-    if size == (64, 64) and any(n.domain == 'com.microsoft.nchwc' for n in nodes):
-        # where onnxruntime uses its blocked layout, the upsamplings run in it too
+    if size == (64, 64):
+        # onnxruntime runs the convolutions in its blocked layout (NCHWc: CPUs with AVX2 and
+        # up, every CPU here), and the upsamplings in it too
+        assert any(n.domain == 'com.microsoft.nchwc' for n in nodes)
         assert not [n for n in nodes if n.op_type == 'Resize']
         assert len([n for n in nodes if n.op_type == 'Upsample']) == len(resizes)
 
@@ -380,6 +383,14 @@ def int8_case(tmp_path_factory):
     images, _ = demo_data.load_digits()
     digits = np.kron(images[:16] / 255., np.ones((8, 8)))[:, None].repeat(3, axis=1)
     return symbol, params, shape, [digits[i:i + 4].astype(np.float32) for i in range(0, 16, 4)]
+
+
+@pytest.fixture(scope='module')
+def int8_onnx(int8_case, tmp_path_factory):
+    """The INT8 ONNX file of ``int8_case``, calibrated (naive, the default) on its batches."""
+    symbol, params, shape, batches = int8_case
+    return export_onnx(symbol, params, shape, str(tmp_path_factory.mktemp('onnx') / 'int8.onnx'),
+                       quantize='int8', calib_data=batches)
 
 
 def _small_octave_case():
@@ -438,7 +449,8 @@ def _cosines(want, got):
     return (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
 
 
-def test_int8_onnx_runs_in_int8_close_to_float32_and_to_mxnet_int8(int8_case, tmp_path):
+def test_int8_onnx_runs_in_int8_close_to_float32_and_to_mxnet_int8(int8_case, int8_onnx,
+                                                                   tmp_path):
     import onnx
     symbol, params, shape, batches = int8_case
     rewritten, rewritten_params = int8_graph(symbol, params, shape)   # same function
@@ -446,17 +458,15 @@ def test_int8_onnx_runs_in_int8_close_to_float32_and_to_mxnet_int8(int8_case, tm
     _assert_close(_run(rewritten, rewritten_params, x), _run(symbol, params, x))
     # every 2x2 average pooling became a convolution: the stem's max and the global remain
     assert ops_of(symbol).count('Pooling') > 2 and ops_of(rewritten).count('Pooling') == 2
-    path = export_onnx(symbol, params, shape, str(tmp_path / 'int8.onnx'), quantize='int8',
-                       calib_data=batches)
     optimized = str(tmp_path / 'optimized.onnx')
-    session = _onnx_session(path, optimized)
+    session = _onnx_session(int8_onnx, optimized)
     ops = [(n.domain, n.op_type) for n in onnx.load(optimized).graph.node]
     # onnxruntime quantizes the input once, runs every operator in INT8, dequantizes once
     assert ops.count(('', 'QuantizeLinear')) == ops.count(('', 'DequantizeLinear')) == 1
     assert ops.count(('com.microsoft', 'QLinearConv')) >= 53 and ('', 'Conv') not in ops
     assert not {op for _, op in ops} & {'AveragePool', 'QLinearAveragePool', 'Add', 'Concat'}
     mxnet_int8 = for_inference(symbol, params, shape, dtype='int8', calib_data=batches,
-                               merge=True)
+                               calib_mode='naive', merge=True)
     for batch in batches:
         want = _run(symbol, params, mx.nd.array(batch))
         got = session.run(None, {'data': batch})[0]
@@ -464,15 +474,13 @@ def test_int8_onnx_runs_in_int8_close_to_float32_and_to_mxnet_int8(int8_case, tm
         assert _cosines(mxnet_int8(mx.nd.array(batch)).asnumpy(), got).min() > 0.98
 
 
-def test_int8_onnx_reads_in_openvino(int8_case, tmp_path):
+def test_int8_onnx_reads_in_openvino(int8_case, int8_onnx):
     from octconv.utils.onnx_export import import_openvino
-    symbol, params, shape, batches = int8_case
-    path = export_onnx(symbol, params, shape, str(tmp_path / 'int8.onnx'), quantize='int8',
-                       calib_data=batches[:1])
+    batches = int8_case[3]
     core = import_openvino().Core()
-    request = core.compile_model(core.read_model(path), 'CPU').create_infer_request()
+    request = core.compile_model(core.read_model(int8_onnx), 'CPU').create_infer_request()
     got = request.infer({0: batches[1]})[0]
-    want = _onnx_session(path).run(None, {'data': batches[1]})[0]
+    want = _onnx_session(int8_onnx).run(None, {'data': batches[1]})[0]
     assert _cosines(want, got).min() > 0.98
 
 
@@ -501,3 +509,41 @@ def test_int8_onnx_without_onnxruntime_says_so(int8_case, tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="onnxruntime's quantization.*octconv\\[onnx\\]"):
         export_onnx(symbol, params, shape, str(tmp_path / 'm.onnx'), quantize='int8',
                     calib_data=batches)
+
+
+def _activation_scales(path):
+    """The scales of the QuantizeLinear nodes of an INT8 ONNX file (the calibrated ranges)."""
+    import onnx
+    model = onnx.load(path)
+    values = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    return sorted(float(values[n.input[1]]) for n in model.graph.node
+                  if n.op_type == 'QuantizeLinear')
+
+
+def test_int8_onnx_calibrates_naive_unless_told_and_entropy_when_told(tmp_path):
+    symbol, params, shape, batches = _small_octave_case()
+    scales = {mode: _activation_scales(export_onnx(
+        symbol, params, shape, str(tmp_path / ('%s.onnx' % mode)), quantize='int8',
+        calib_data=batches, **({} if mode == 'default' else {'calib_mode': mode})))
+        for mode in ('default', 'entropy', 'naive')}
+    assert scales['default'] == scales['naive'] != scales['entropy']
+    # naive takes each tensor's whole range; entropy clips outliers: never a wider range
+    assert all(e <= n * (1 + 1e-6) for e, n in zip(scales['entropy'], scales['naive']))
+
+
+def test_a_failed_onnx_write_keeps_the_existing_file_whole(int8_case, tmp_path, monkeypatch):
+    import errno
+    from octconv.utils import onnx_export
+    symbol, params, shape, _ = int8_case
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(b'the model deployed yesterday')
+
+    def disk_full(source, target):
+        with open(target, 'wb') as handle:
+            handle.write(b'half a mod')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(onnx_export.shutil, 'copyfile', disk_full)
+    with pytest.raises(OSError, match='No space left'):
+        export_onnx(symbol, params, shape, str(path))
+    assert path.read_bytes() == b'the model deployed yesterday'
+    assert [p.name for p in tmp_path.iterdir()] == ['model.onnx']      # no partial file left

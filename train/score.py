@@ -22,15 +22,18 @@ one: 224 px, crop ratio 0.875, and the convention of the checkpoint's API.
 ``--dtype int8`` scores MXNet's INT8 model of the checkpoint
 (:func:`octconv.utils.deploy.for_inference`, its merged graph), calibrated on the first
 ``--calib-batches`` batches of the validation data, as GluonCV's
-``verify_pretrained.py --calibration`` does; CPU only. ``--calib-mode`` is entropy by
-default (GluonCV's script: naive, which loses 2 points of top-1 on the demo model where
-entropy loses none).
+``verify_pretrained.py --calibration`` does; CPU only. ``--calib-mode`` is naive by
+default, as in GluonCV's script and ``for_inference`` (entropy: ``docs/data.md`` keeps
+what each scored). ``--dtype bfloat16`` scores the checkpoint's ONNX export in OpenVINO
+in bfloat16 (:class:`octconv.utils.openvino_model.OpenVINOBlock`), on CPUs with bfloat16
+instructions.
 
 Data: ``--rec-val`` (.rec with its .idx), ``--data-dir`` (an image folder), or
 by default the embedded demo digits. Every image is counted exactly once
 (padding of the last batch is dropped). ``--table DIR`` scores every released
 checkpoint found in DIR beside its published figures. The result is printed and
-also written as one JSON line.
+also written as one JSON line, which also says what was scored, on which data, and the CPU
+(``machine``: INT8 numbers depend on its instructions).
 """
 import argparse
 import glob
@@ -51,6 +54,7 @@ from .checkpoint import atomic_write_text, first_line
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
 from .config import MIN_INPUT_SIZE, check_data_path, check_range, typed_flags
 from .evaluate import score
+from .machine import cpu_description
 from .models import build_model, default_model, inference_graph
 from .recipes import RECIPES
 
@@ -137,7 +141,8 @@ def released_file_recipe(filename):
     ``resnet152_v1f_alpha-0.125.params``), or None for any other file name."""
     name = os.path.basename(filename)
     recipe = RECIPES.get(os.path.splitext(name)[0])
-    return recipe if recipe is not None and recipe.record.file == name else None
+    return recipe if recipe is not None and recipe.record.released and \
+        recipe.record.file == name else None
 
 
 def _score_table(directory, args, typed, ctx):
@@ -160,7 +165,7 @@ def _score_table(directory, args, typed, ctx):
         result = score(net, _validation_source(scoring, classes), ctx, _input_dtype(args),
                        progress=not args.quiet)
         result.update(file=os.path.basename(path), recipe=recipe.name, dtype=args.dtype,
-                      **chosen, **extra)
+                      data=_data_scored(args), **chosen, **extra)
         result.update(published_top1=record.top1, published_top5=record.top5,
                       published_source=record.accuracy_source)
         rows.append(result)
@@ -171,32 +176,47 @@ def _score_table(directory, args, typed, ctx):
     return rows
 
 
-def _check_int8(args):
-    """ValueError naming the flag if ``--dtype int8`` cannot run: with ``--gpus``, or with
-    an MXNet build without oneDNN."""
-    from ..utils.deploy import check_mxnet_int8
+def _check_dtype(args):
+    """ValueError naming the flag if ``--dtype`` cannot run here: int8 or bfloat16 with
+    ``--gpus``, int8 on an MXNet build without oneDNN, bfloat16 without OpenVINO or on a
+    CPU without bfloat16 instructions."""
+    if args.dtype not in ('int8', 'bfloat16'):
+        return
     if args.gpus:
-        raise ValueError('--dtype int8 runs on the CPU (MXNet\'s INT8 operators are oneDNN '
-                         'ones): leave out --gpus %s' % args.gpus)
+        raise ValueError('--dtype %s runs on the CPU (%s): leave out --gpus %s' % (
+            args.dtype, 'MXNet\'s INT8 operators are oneDNN ones' if args.dtype == 'int8'
+            else 'in OpenVINO', args.gpus))
     try:
-        check_mxnet_int8()
+        if args.dtype == 'int8':
+            from ..utils.deploy import check_mxnet_int8
+            check_mxnet_int8()
+        else:
+            from ..utils.openvino_model import check_bfloat16
+            check_bfloat16()
+    except ImportError as err:
+        raise ValueError('--dtype bfloat16 runs in OpenVINO, which cannot be imported here '
+                         '(%s): pip install ".[openvino]"' % err) from None
     except RuntimeError as err:
-        raise ValueError('--dtype int8: %s' % err) from None
+        raise ValueError('--dtype %s: %s' % (args.dtype, err)) from None
 
 
 def _input_dtype(args):
-    """The dtype of the images fed to the model: an INT8 model takes float32 ones."""
-    return 'float32' if args.dtype == 'int8' else args.dtype
+    """The dtype of the images fed to the model: INT8 and bfloat16 models take float32
+    ones."""
+    return 'float32' if args.dtype in ('int8', 'bfloat16') else args.dtype
 
 
 def _for_dtype(net, args, ctx):
-    """``(net, classes, record)``: ``net`` cast to float16 or quantized to INT8 as
-    ``--dtype`` says (hybridized), the classes it scores and what the JSON line adds
-    about it (INT8: the calibration and the graph)."""
+    """``(net, classes, record)``: ``net`` cast to float16, quantized to INT8 or compiled
+    by OpenVINO in bfloat16 as ``--dtype`` says (hybridized), the classes it scores and
+    what the JSON line adds about it (INT8: the calibration and the graph; bfloat16: the
+    runtime)."""
     if args.dtype == 'float16':
         net.cast('float16')
     net.hybridize(static_alloc=True)
     classes = output_classes(net, args.input_size, ctx[0], _input_dtype(args))
+    if args.dtype == 'bfloat16':
+        return _openvino_bfloat16(net, args), classes, {'runtime': 'openvino'}
     if args.dtype != 'int8':
         return net, classes, {}
     from ..utils.deploy import for_inference
@@ -216,6 +236,17 @@ def _for_dtype(net, args, ctx):
                               calib_mode=args.calib_mode, merge=True)
     return quantized, classes, {'calib_batches': len(calibration), 'calib_mode': args.calib_mode,
                                 'inference_graph': quantized.inference_graph}
+
+
+def _openvino_bfloat16(net, args):
+    """``net`` exported to ONNX and compiled by OpenVINO in bfloat16."""
+    from ..utils.onnx_export import export_onnx
+    from ..utils.openvino_model import OpenVINOBlock
+    shape = (args.batch_size, 3, args.input_size, args.input_size)
+    symbol, params = inference_graph(net, shape)
+    with tempfile.TemporaryDirectory(prefix='octconv-score-') as folder:
+        path = export_onnx(symbol, params, shape, os.path.join(folder, 'model.onnx'))
+        return OpenVINOBlock(path, 'bfloat16')
 
 
 def _load_ablation_tar(path, ctx, network, depth, ratio):
@@ -252,18 +283,18 @@ def build_parser():
     parser.add_argument('--calib-batches', type=int, default=5,
                         help='--dtype int8: validation batches to calibrate with (default 5, '
                         'as GluonCV\'s verify_pretrained.py)')
-    parser.add_argument('--calib-mode', choices=('naive', 'entropy'), default='entropy',
-                        help='--dtype int8: entropy (KL-divergence thresholds, the default) or '
-                        'naive (min and max, GluonCV\'s script\'s default: on the demo model '
-                        'it loses points that entropy keeps)')
+    parser.add_argument('--calib-mode', choices=('naive', 'entropy'), default='naive',
+                        help='--dtype int8: naive (min and max, the default, as GluonCV\'s '
+                        'script) or entropy (KL-divergence thresholds; slower)')
     parser.add_argument('--json-out', help='also append the JSON line(s) to this file')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     add_data_args(parser)
     add_device_args(parser)
     dtype = next(action for action in parser._actions if action.dest == 'dtype')
-    dtype.choices = ('float32', 'float16', 'int8')
+    dtype.choices = ('float32', 'float16', 'int8', 'bfloat16')
     dtype.help = ('float16 needs a GPU (MXNet has no float16 GEMM on CPU); int8 runs on the '
-                  'CPU, calibrated (--calib-batches, --calib-mode)')
+                  'CPU, calibrated (--calib-batches, --calib-mode); bfloat16 runs the '
+                  'ONNX export in OpenVINO, on CPUs with bfloat16 instructions')
     return parser
 
 
@@ -289,6 +320,16 @@ def _validation_source(args, classes):
             raise DataError('%s has %d class folders but the model scores %d classes'
                             % (args.data_dir, len(found), classes))
     return data_source(args, 'val', args.batch_size, args.input_size, classes)
+
+
+def _data_scored(args):
+    """What the score counts images of: the .rec file, the image folder, or the embedded
+    demo digits."""
+    if args.rec_val:
+        return args.rec_val
+    if args.data_dir:
+        return args.data_dir
+    return 'demo digits (validation split, embedded)'
 
 
 def _check_flags(args):
@@ -405,8 +446,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     typed = typed_flags(parser, argv)
     try:
-        if args.dtype == 'int8':
-            _check_int8(args)
+        _check_dtype(args)
         ctx = contexts(args)
         if args.table:
             _preprocessing(args, typed, None, None)
@@ -420,7 +460,8 @@ def main(argv=None):
             result = score(net, _validation_source(args, classes), ctx, _input_dtype(args),
                            progress=not args.quiet)
             result.update(checkpoint=args.params or args.checkpoint,
-                          **_what_was_scored(record, scored), dtype=args.dtype, **extra)
+                          **_what_was_scored(record, scored), dtype=args.dtype,
+                          data=_data_scored(args), **extra)
             result.update(convention=args.convention, input_size=args.input_size,
                           crop_ratio=args.crop_ratio)
             rows = [result]
@@ -434,7 +475,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print('octconv-score: interrupted; nothing written', file=sys.stderr)
         return 130
-    lines = [json.dumps(row) for row in rows]
+    machine = dict(cpu_description(), mxnet=mx.__version__)     # INT8 results depend on it
+    lines = [json.dumps(dict(row, machine=machine)) for row in rows]
     for row in rows:
         print('%s%s: top-1 %.4f, top-5 %.4f on %d images, %.1f images/s%s'
               % (row.get('file', row.get('checkpoint')), _identity_text(row), row['top1'],

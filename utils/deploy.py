@@ -377,14 +377,15 @@ def for_inference(symbol, params, data_shape=None, fold=True, rewrite=True, merg
 
     ``dtype='int8'`` returns MXNet's INT8 graph instead (CPU only), calibrated on
     ``calib_data``, an iterable of float32 arrays (NDArray or numpy) of ``data_shape``,
-    with ``calib_mode`` 'naive' (each layer's min and max) or 'entropy' (KL-divergence
-    thresholds). The same graphs are built first (``fold``, ``rewrite``, ``merge``;
-    ``fuse`` is part of quantization), each is quantized, and ``'auto'`` times the
-    INT8 graphs: merging matters more in INT8, where MXNet runs the nearest upsampling
-    and the sums between the quantized convolutions (``docs/deployment.md``). The
-    block also says ``calib_mode``. ValueError names a missing or misshapen
-    calibration batch, a GPU ``ctx``, an unknown ``dtype`` or ``calib_mode``;
-    RuntimeError an MXNet build without oneDNN (:func:`check_mxnet_int8`).
+    with ``calib_mode`` 'naive' (each layer's min and max, the default, as GluonCV's) or
+    'entropy' (KL-divergence thresholds: minutes for a ResNet-50, and not closer to
+    float32 everywhere; the kept scores are in ``docs/data.md``). The same graphs are
+    built first (``fold``, ``rewrite``, ``merge``; ``fuse`` is part of quantization), each
+    is quantized, and ``'auto'`` times the INT8 graphs: merging matters more in INT8,
+    where MXNet runs the nearest upsampling and the sums between the quantized
+    convolutions (``docs/benchmarks.md``). The block also says ``calib_mode``. ValueError
+    names a missing or misshapen calibration batch, a GPU ``ctx``, an unknown ``dtype`` or
+    ``calib_mode``; RuntimeError an MXNet build without oneDNN (:func:`check_mxnet_int8`).
     """
     import mxnet as mx
     from .autotune import fastest

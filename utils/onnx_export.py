@@ -46,7 +46,7 @@ def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, cali
 
     ``quantize='int8'`` writes an INT8 file instead (:func:`quantize_int8`), calibrated on
     ``calib_data`` (an iterable of float32 arrays of ``data_shape``) with ``calib_mode``
-    'naive' (min and max) or 'entropy'; it needs ``onnxruntime`` too.
+    'naive' (min and max, the default) or 'entropy'; it needs ``onnxruntime`` too.
     """
     import mxnet as mx
     import numpy as np
@@ -97,8 +97,9 @@ def quantize_int8(source, path, batches, calib_mode='naive'):
     (which may be ``source``): QDQ format, weights INT8 per output channel with 7 bits
     (``reduce_range``: CPUs without VNNI sum pairs of 8-bit products in 16 bits, which
     full-range weights can overflow), activations UINT8 with ranges from ``batches``
-    (float32 arrays fed as ``data``) by ``calib_mode`` 'naive' (min and max) or
-    'entropy'. Every operator onnxruntime can run in INT8 is quantized."""
+    (float32 arrays fed as ``data``) by ``calib_mode`` 'naive' (min and max, the default)
+    or 'entropy' (the thresholds of least KL divergence over a histogram of
+    :data:`ENTROPY_BINS` bins). Every operator onnxruntime can run in INT8 is quantized."""
     quantization = _import_quantization()
 
     class Batches(quantization.CalibrationDataReader):
@@ -110,7 +111,8 @@ def quantize_int8(source, path, batches, calib_mode='naive'):
             return None if batch is None else {'data': batch}
     method = {'naive': quantization.CalibrationMethod.MinMax,
               'entropy': quantization.CalibrationMethod.Entropy}[calib_mode]
-    with tempfile.TemporaryDirectory(prefix='octconv-quantize-') as folder:
+    with tempfile.TemporaryDirectory(prefix='octconv-quantize-') as folder, \
+            _entropy_histogram(method == quantization.CalibrationMethod.Entropy):
         target = os.path.join(folder, 'int8.onnx')
         with _quiet_onnxruntime():
             quantization.quantize_static(
@@ -166,6 +168,34 @@ def _import_quantization():
                            'onnxruntime cannot be imported here (%s): pip install '
                            '"octconv[onnx]"' % err) from None
     return quantization
+
+
+# The histogram bins of the entropy calibration (onnxruntime's default, 128, equals its
+# number of quantized bins: the one threshold it then tries is the maximum, min/max's).
+ENTROPY_BINS = 512
+
+
+@contextlib.contextmanager
+def _entropy_histogram(active):
+    """For the duration, onnxruntime's ``quantize_static`` builds its entropy calibrator with
+    :data:`ENTROPY_BINS` histogram bins and 128 quantized ones (it passes no such option
+    through). Restored on exit; nothing changes unless ``active``."""
+    import importlib
+    module = importlib.import_module('onnxruntime.quantization.quantize')
+    original = module.create_calibrator
+    if not active:
+        yield
+        return
+
+    def create_calibrator(*args, **kwargs):
+        kwargs['extra_options'] = dict(kwargs.get('extra_options') or {},
+                                       num_bins=ENTROPY_BINS, num_quantized_bins=128)
+        return original(*args, **kwargs)
+    module.create_calibrator = create_calibrator
+    try:
+        yield
+    finally:
+        module.create_calibrator = original
 
 
 @contextlib.contextmanager
