@@ -31,7 +31,7 @@ demo: venv
 	$(VENV)/bin/octconv-score --checkpoint $(DEMO)/model --epoch 10 --json-out $(DEMO)/score.jsonl
 	$(VENV)/bin/octconv-score --checkpoint $(DEMO)/model --epoch 10 --dtype int8 \
 		--json-out $(DEMO)/score.jsonl
-	$(VENV)/bin/octconv-flops --network resnetv2 --depth 26 --ratio 0.25 --input-size 32
+	$(VENV)/bin/octconv-flops --network resnetv2 --depth 26 --ratio 0.25 --input-size 32 --classes 10
 	@echo "curves: $(DEMO)/curves.png  log: $(DEMO)/log.jsonl  checkpoints: $(DEMO)/checkpoints"
 
 # Two worker processes (the machines this runs on have 2 cores and most tests use one); the

@@ -42,7 +42,7 @@ class BuildPy(build_py):
 
 setup(
     name='octconv',
-    version='0.5.0',
+    version='0.6.0',
     description='Octave Convolution (Drop an Octave, ICCV 2019) for MXNet Symbol and Gluon',
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',

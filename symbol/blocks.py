@@ -6,7 +6,7 @@ low at ceil(H/2) x ceil(W/2)), with every channel count split by
 :func:`~octconv.symbol.ops.channels_for`. Names match the released checkpoints.
 """
 from ..utils.octave import OPTIMIZED
-from .ops import channels_for, ops_for
+from .ops import block_ops, channels_for
 
 __all__ = ['BottleNeckV2', 'SE_Block', 'DenseBlock', 'Connector']
 
@@ -35,7 +35,7 @@ def BottleNeckV2(data, num_mid, num_out, name, first_block=False, stride=(1, 1),
 
     ``first_block`` adds the projection shortcut ``<name>_conv4`` (BN-relu-conv).
     """
-    sym = ops_for(ratio, graph)
+    sym = block_ops(ratio, graph)
     num_mid, num_out = channels_for(num_mid, ratio), channels_for(num_out, ratio)
     out = sym.BN_ACT_Conv(data, num_filter=num_mid, kernel=(1, 1), name='%s_conv1' % name)
     out = sym.BN_ACT_Conv(out, num_filter=num_mid, kernel=(3, 3), pad=(1, 1), stride=stride,
@@ -52,7 +52,7 @@ def BottleNeckV2(data, num_mid, num_out, name, first_block=False, stride=(1, 1),
 def DenseBlock(data, num_mid, num_out, name, ratio=-1, graph=OPTIMIZED):
     """DenseNet layer: BN-relu-conv 1x1 to ``num_mid``, BN-relu-conv 3x3 to ``num_out``,
     concatenated to its input along channels (high with high, low with low)."""
-    sym = ops_for(ratio, graph)
+    sym = block_ops(ratio, graph)
     num_mid, num_out = channels_for(num_mid, ratio), channels_for(num_out, ratio)
     out = sym.BN_ACT_Conv(data, num_filter=num_mid, kernel=(1, 1), name='%s_conv1' % name)
     out = sym.BN_ACT_Conv(out, num_filter=num_out, kernel=(3, 3), pad=(1, 1),
@@ -62,7 +62,7 @@ def DenseBlock(data, num_mid, num_out, name, ratio=-1, graph=OPTIMIZED):
 
 def Connector(data, num_out, name, ratio=-1, graph=OPTIMIZED):
     """DenseNet transition: BN-relu-conv 1x1 to ``num_out`` then 2x2 average pooling."""
-    sym = ops_for(ratio, graph)
+    sym = block_ops(ratio, graph)
     num_out = channels_for(num_out, ratio)
     out = sym.BN_ACT_Conv(data, num_filter=num_out, kernel=(1, 1), name='%s_conv' % name)
     return sym.Pooling(out, pool_type='avg', kernel=(2, 2), stride=(2, 2), name='%s_pool' % name)

@@ -25,8 +25,8 @@ from ..utils.octave import (OPTIMIZED, add, check_ratio, concat_channels, octave
                             octave_dense, octave_pool, plan_octave_conv, plan_octave_dense,
                             split_channels)
 
-__all__ = ['PlainOps', 'OctaveOps', 'OctaveMap', 'plain', 'octave', 'ops_for', 'channels_for',
-           'block_ratio', 'as_pair', 'single']
+__all__ = ['PlainOps', 'OctaveOps', 'OctaveMap', 'plain', 'octave', 'ops_for', 'block_ops',
+           'channels_for', 'block_ratio', 'as_pair', 'single']
 
 BN_MOMENTUM = 0.92
 BN_EPS = 1e-4
@@ -321,5 +321,13 @@ octave = OctaveOps()
 
 
 def ops_for(ratio, graph=OPTIMIZED):
-    """The vanilla op set (ratio -1) or the octave one, building ``graph``."""
+    """The op set of a network at ``ratio``, building ``graph``: the vanilla one for ratio 0
+    (or -1, the reference's name for it), the octave one above."""
+    return (PlainOps if check_ratio(ratio) <= 0 else OctaveOps)(graph)
+
+
+def block_ops(ratio, graph=OPTIMIZED):
+    """The op set inside a network's blocks, which take :func:`block_ratio`'s ratios: the
+    vanilla one for -1, the octave one for 0 (an octave network's last stage, whose maps
+    have no low part) and above."""
     return (PlainOps if check_ratio(ratio) < 0 else OctaveOps)(graph)

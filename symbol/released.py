@@ -1,8 +1,9 @@
-"""The released ablation checkpoints (paper table A), one :class:`Released` record each.
+"""The ablation models (paper table A), one :class:`Released` record each.
 
 Symbol API, pre-activation networks, trained and scored with the ``symbol``
 normalisation (mean 124/117/104, scale 0.0167, bicubic) at 224 px. Names are the
-released files' (``a03_resnet-50_alpha-0.250.tar``; the baseline is ``alpha-0.000``).
+released files' (``a03_resnet-50_alpha-0.250.tar``); the baselines, named the same way
+(``alpha-0.000``), were published as figures only: the reference README links no file.
 """
 from ..utils.released import Released
 
@@ -36,6 +37,6 @@ _CELLS = [  # file prefix, label, network, depth, {ratio: (top1, top5)}
 ABLATION = [Released('%s_alpha-%.3f' % (prefix, ratio), label, 'A', 'symbol', network, depth,
                      ratio, False, top1, top5,
                      gflops=RESNET50_GFLOPS[ratio] if (network, depth) == ('resnetv2', 50)
-                     else None, convention='symbol')
+                     else None, convention='symbol', released=ratio != 0)
             for prefix, label, network, depth, cells in _CELLS
             for ratio, (top1, top5) in cells.items()]

@@ -1,8 +1,10 @@
 """Shared test helpers: the checkpoint manifests shipped in test/data, graph inspection,
-demo-digit RecordIO files."""
+demo-digit RecordIO files, and the suite's own cache folder."""
 import json
 import os
 import pathlib
+
+import pytest
 
 import octconv  # noqa: F401  (first: its numpy shim lets mxnet 1.9.1 import on numpy 1.26)
 
@@ -33,6 +35,35 @@ def leftovers(marker):
         except OSError:
             pass
     return found
+
+
+# The caches the suite writes, each in its own temporary folder rather than the user's home:
+# the demo digits unpacked for runs without data flags, Matplotlib's font cache (curves),
+# MXNet's model folder.
+CACHES = ('OCTCONV_CACHE', 'MPLCONFIGDIR', 'MXNET_HOME')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def own_cache(tmp_path_factory):
+    """:data:`CACHES` in the suite's temporary folders; the variables are restored at the
+    end."""
+    before = {name: os.environ.get(name) for name in CACHES}
+    for name in CACHES:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
+    yield
+    for name, value in before.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope='session')
+def digits60(tmp_path_factory):
+    """60 demo digits (6 per class) at 32 px packed as ``<prefix>_train.rec`` and
+    ``<prefix>_val.rec`` (a third of each class), with their .idx; the prefix. Read by the
+    tests of several files, written by none."""
+    return pack_demo_digits(tmp_path_factory.mktemp('digits60'), per_class=6, val_ratio=0.34)
 
 
 def pack_demo_digits(root, per_class, val_ratio):

@@ -2,6 +2,7 @@
 docs/*.md marked ``<!-- run -->``, runs in a fresh interpreter, and where a ``text`` block
 follows it, prints exactly that; the generated sections are up to date with the kept runs
 and the records; no work history in user docs."""
+import json
 import os
 import pathlib
 import re
@@ -47,3 +48,18 @@ def test_user_docs_hold_no_work_history_and_the_readme_stays_short():
         assert not re.search(r'\bissue \d+|\bcommit\b|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)'
                              r'[0-9a-f]{7,40}\b', text), path
     assert len((ROOT / 'README.md').read_text().splitlines()) <= 220
+
+
+def test_the_readme_shows_the_flop_count_make_demo_prints(capsys):
+    """The FLOP count the README quotes is what the Makefile's octconv-flops command prints
+    for the model the demo trains."""
+    from octconv.train import flops_report
+    line = next(line for line in (ROOT / 'Makefile').read_text().splitlines()
+                if 'octconv-flops' in line)
+    argv = line.split('octconv-flops', 1)[1].split()
+    assert flops_report.main(argv + ['--json']) == 0
+    count = json.loads(capsys.readouterr().out)
+    quoted = '%.2fM parameters, %.2fM FLOPs at 32 px, 10 classes' % (count['params'] / 1e6,
+                                                                      count['flops'] / 1e6)
+    assert '--classes 10' in line                     # the demo digits' 10 classes
+    assert quoted in ' '.join((ROOT / 'README.md').read_text().split())

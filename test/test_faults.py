@@ -24,23 +24,18 @@ BY_SIGINT, BY_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 
 @pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    """60 demo digits (6 per class) as train and val .rec at 32 px."""
-    return pack_demo_digits(tmp_path_factory.mktemp('faults'), per_class=6, val_ratio=0.34)
-
-
-@pytest.fixture(scope='module')
-def trained(tiny, tmp_path_factory):
-    """The save folder of one run of 1 epoch on ``tiny`` (read, never written, by the tests
+def trained(digits60, tmp_path_factory):
+    """The save folder of one run of 1 epoch on ``digits60`` (read, never written, by the tests
     that use it)."""
     save = tmp_path_factory.mktemp('trained') / 'run'
-    assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '1')) == DONE
+    assert train_imagenet.main(_train_flags(digits60, save, '--num-epochs', '1')) == DONE
     return save
 
 
-def _train_flags(tiny, save_dir, *extra):
-    return ['--rec-train', tiny + '_train.rec', '--rec-val', tiny + '_val.rec', '--save-dir',
-            str(save_dir), '--input-size', '32', '--batch-size', '8', '--num-epochs', '2',
+def _train_flags(digits60, save_dir, *extra):
+    return ['--rec-train', digits60 + '_train.rec', '--rec-val', digits60 + '_val.rec',
+            '--save-dir', str(save_dir), '--input-size', '32', '--batch-size', '8',
+            '--num-epochs', '2',
             '--lr', '0.05', '--quiet', '-j', '1', '--min-random-area', '0.5'] + list(extra)
 
 
@@ -90,9 +85,9 @@ def _write_rec(prefix, records):
     return prefix + '.rec'
 
 
-def _jpegs(tiny, count):
-    """The first ``count`` image payloads of the tiny validation set."""
-    reader = mx.recordio.MXIndexedRecordIO(tiny + '_val.idx', tiny + '_val.rec', 'r')
+def _jpegs(digits60, count):
+    """The first ``count`` image payloads of the digits60 validation set."""
+    reader = mx.recordio.MXIndexedRecordIO(digits60 + '_val.idx', digits60 + '_val.rec', 'r')
     payloads = [mx.recordio.unpack(reader.read_idx(k))[1] for k in sorted(reader.keys)[:count]]
     reader.close()
     return payloads
@@ -107,15 +102,15 @@ def _checkpoint_files(save_dir):
 
 # -- crashes and wrong results ------------------------------------------------------------
 
-def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(tiny, trained, tmp_path):
-    payloads = _jpegs(tiny, 4)
+def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(digits60, trained, tmp_path):
+    payloads = _jpegs(digits60, 4)
     bad = _write_rec(str(tmp_path / 'bad'), [(i % 10, p) for i, p in enumerate(payloads)]
                      + [(1, b'%PDF-1.4 not an image at all' * 4)])
     code, _, err = _cli('octconv.train.score', '--checkpoint', trained / 'model', '--epoch', 1,
                         '--rec-val', bad, '--batch-size', 2, '--quiet')
     _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4', 'not an encoded image')
     # as validation data of a training run: refused before the first epoch
-    flags = _train_flags(tiny, tmp_path / 'val-bad')
+    flags = _train_flags(digits60, tmp_path / 'val-bad')
     flags[flags.index('--rec-val') + 1] = bad
     code, _, err = _cli('octconv.train.train_imagenet', *flags)
     _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4')
@@ -124,11 +119,11 @@ def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(tiny, traine
 
 # epoch 1 trains; from epoch 2 on the step schedule multiplies the lr by the decay
 @pytest.mark.parametrize('flags', [['--lr-decay', '1e30'], ['--lr-decay', '1e4', '--wd', '1e3']])
-def test_divergence_stops_with_the_first_bad_parameter_and_no_bad_checkpoint(tiny, tmp_path,
+def test_divergence_stops_with_the_first_bad_parameter_and_no_bad_checkpoint(digits60, tmp_path,
                                                                          flags):
     save = tmp_path / 'diverged'
     code, _, err = _cli('octconv.train.train_imagenet',
-                        *_train_flags(tiny, save, '--num-epochs', '3', '--lr-mode', 'step',
+                        *_train_flags(digits60, save, '--num-epochs', '3', '--lr-mode', 'step',
                                       '--lr-decay-epoch', '1', *flags))
     _assert_clean_exit(code, err, DIVERGED, 'NaN or inf', 'at epoch 2', 'batch')
     saved = checkpoint.list_checkpoints(str(save))
@@ -150,11 +145,11 @@ def _records(prefix):
     return records
 
 
-def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(tiny, tmp_path):
-    records = _records(tiny + '_train')
+def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(digits60, tmp_path):
+    records = _records(digits60 + '_train')
     records[5] = (records[5][0], records[5][1][:20])           # the JPEG header only
     cut = _write_rec(str(tmp_path / 'cut'), records)
-    flags = _train_flags(tiny, tmp_path / 'refused', '--num-epochs', '1')
+    flags = _train_flags(digits60, tmp_path / 'refused', '--num-epochs', '1')
     flags[flags.index('--rec-train') + 1] = cut
     code, _, err = _cli('octconv.train.train_imagenet', *flags)
     _assert_clean_exit(code, err, BAD_INPUT, 'cut.rec, record 5 (key 5)', 'cut off')
@@ -175,11 +170,11 @@ def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(tiny, tmp
     assert log[0]['images'] == len(records) - 1
 
 
-def test_an_image_mxnet_cannot_decode_mid_epoch_is_named(tiny, tmp_path):
-    records = _records(tiny + '_train')
+def test_an_image_mxnet_cannot_decode_mid_epoch_is_named(digits60, tmp_path):
+    records = _records(digits60 + '_train')
     records[3] = (records[3][0], b'BM' + b'\x00' * 60)       # a BMP signature over nothing
     broken = _write_rec(str(tmp_path / 'broken'), records)
-    flags = _train_flags(tiny, tmp_path / 'run', '--num-epochs', '1')
+    flags = _train_flags(digits60, tmp_path / 'run', '--num-epochs', '1')
     flags[flags.index('--rec-train') + 1] = broken
     code, _, err = _cli('octconv.train.train_imagenet', *flags)
     _assert_clean_exit(code, err, BAD_INPUT, 'broken.rec: MXNet could not decode an image of '
@@ -222,9 +217,9 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
     assert not leftovers(marker.encode())     # scheduler, server and both workers are gone
 
 
-def test_score_refuses_labels_outside_the_model_classes(tiny, trained, tmp_path):
+def test_score_refuses_labels_outside_the_model_classes(digits60, trained, tmp_path):
     net = trained
-    payloads = _jpegs(tiny, 3)
+    payloads = _jpegs(digits60, 3)
     for label, shown in ((1000., '1000'), (-1., '-1'), (2.5, '2.5')):
         bad = _write_rec(str(tmp_path / 'labels'), [(0., payloads[0]), (label, payloads[1]),
                                                     (1., payloads[2])])
@@ -257,30 +252,30 @@ def _folder_bytes(path):
                for f in files)
 
 
-def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(tiny, tmp_path):
+def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(digits60, tmp_path):
     disk = tmp_path / 'disk'
     _mount_tmpfs(disk)                                  # decided before any training
     try:
         flags = ['--api', 'gluon', '--model', 'mobilenet_v1_075', '--ratio', '0.375']
         probe = tmp_path / 'probe'
-        assert train_imagenet.main(_train_flags(tiny, probe, '--num-epochs', '1', *flags)) == 0
+        assert train_imagenet.main(_train_flags(digits60, probe, '--num-epochs', '1', *flags)) == 0
         one = _folder_bytes(probe / 'checkpoints')     # a checkpoint: parameters and states
         _resize_tmpfs(disk, int(one * 1.25 / 2 ** 20) + 1)   # one checkpoint fits, not two
         # epoch 2's checkpoint does not fit: epoch 1 stays, no temporary is left
         save = disk / 'run'
-        code, _, err = _cli('octconv.train.train_imagenet', *_train_flags(tiny, save, *flags))
+        code, _, err = _cli('octconv.train.train_imagenet', *_train_flags(digits60, save, *flags))
         _assert_clean_exit(code, err, BAD_INPUT, 'epoch-0002', 'MB free')
         assert sorted(os.listdir(save / 'checkpoints')) == ['epoch-0001']
         before = _checkpoint_files(save)
         code, _, err = _cli('octconv.train.train_imagenet',
-                            *_train_flags(tiny, save, '--resume', *flags))
+                            *_train_flags(digits60, save, '--resume', *flags))
         _assert_clean_exit(code, err, BAD_INPUT, 'epoch-0002', 'MB free')
         assert _checkpoint_files(save) == before
         # the final export does not fit beside the checkpoint: no file under a final name
         shutil.rmtree(save)
         last = disk / 'last'
         code, _, err = _cli('octconv.train.train_imagenet',
-                            *_train_flags(tiny, last, '--num-epochs', '1', *flags))
+                            *_train_flags(digits60, last, '--num-epochs', '1', *flags))
         _assert_clean_exit(code, err, BAD_INPUT, str(last), 'MB free')
         assert sorted(os.listdir(last)) == ['.lock', 'best.json', 'checkpoints', 'log.jsonl',
                                             'run.json', 'train.log']
@@ -289,9 +284,9 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(tin
         subprocess.run(['umount', str(disk)], check=False)
 
 
-def test_score_batch_size_zero_is_refused_at_once(tiny):
+def test_score_batch_size_zero_is_refused_at_once(digits60):
     code, _, err = _cli('octconv.train.score', '--checkpoint', 'x', '--epoch', 1, '--rec-val',
-                        tiny + '_val.rec', '--batch-size', 0, timeout=60)
+                        digits60 + '_val.rec', '--batch-size', 0, timeout=60)
     _assert_clean_exit(code, err, BAD_INPUT, '--batch-size must be in [1, inf], got 0')
 
 
@@ -321,7 +316,7 @@ def test_a_bad_flag_is_refused_before_any_work(tmp_path, capsys, flags, words):
     assert not save.exists()
 
 
-def test_bad_paths_are_named(tiny, tmp_path, capsys):
+def test_bad_paths_are_named(digits60, tmp_path, capsys):
     (tmp_path / 'file').write_text('not a folder')
     fifo = tmp_path / 'fifo.rec'
     os.mkfifo(fifo)
@@ -333,10 +328,10 @@ def test_bad_paths_are_named(tiny, tmp_path, capsys):
         assert len(_errors(err)) == 1 and words in err, err
 
 
-def test_an_index_whose_keys_share_a_record_is_refused(tiny, tmp_path, capsys):
+def test_an_index_whose_keys_share_a_record_is_refused(digits60, tmp_path, capsys):
     rec = tmp_path / 'same.rec'
-    shutil.copy(tiny + '_train.rec', rec)
-    with open(tiny + '_train.idx') as source:
+    shutil.copy(digits60 + '_train.rec', rec)
+    with open(digits60 + '_train.idx') as source:
         keys = [line.split('\t')[0] for line in source if line.strip()]
     (tmp_path / 'same.idx').write_text(''.join('%s\t0\n' % k for k in keys))
     assert train_imagenet.main(['--rec-train', str(rec), '--input-size', '32', '--quiet',
@@ -355,12 +350,13 @@ def test_an_empty_image_file_is_refused_by_name(tmp_path, capsys):
     assert 'empty.jpg: the image file is empty' in err and 'Traceback' not in err
 
 
-def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(tiny, trained, tmp_path, capsys):
+def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(digits60, trained, tmp_path,
+                                                                 capsys):
     save = trained
     folder = checkpoint.latest(str(save))
     record = (save / 'run.json').read_text()
     # a typed value that would change the run: refused, each flag named with both values
-    assert train_imagenet.main(_train_flags(tiny, save, '--resume', '--ratio', '0.5',
+    assert train_imagenet.main(_train_flags(digits60, save, '--resume', '--ratio', '0.5',
                                             '--lr', '0.5', '--num-epochs', '3')) == BAD_INPUT
     err = capsys.readouterr().err
     assert len(_errors(err)) == 1, err
@@ -374,11 +370,82 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_refused(tiny, trained, t
         shutil.copytree(folder, copy)
         with open(copy / name, 'r+b') as handle:
             handle.truncate(os.path.getsize(copy / name) // 2)
-        assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '1', '--resume-from',
-                                                str(copy))) == BAD_INPUT
+        assert train_imagenet.main(_train_flags(digits60, save, '--num-epochs', '1',
+                                                '--resume-from', str(copy))) == BAD_INPUT
         err = capsys.readouterr().err
         assert name in err and 'Traceback' not in err and len(_errors(err)) == 1, err
         shutil.rmtree(copy)
+
+
+def test_resume_without_a_checkpoint_or_with_an_unreadable_record_is_named(
+        digits60, trained, tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    assert train_imagenet.main(_train_flags(digits60, empty, '--resume')) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert 'no complete checkpoint in %s' % empty in err and len(_errors(err)) == 1, err
+    copy = tmp_path / 'copy'
+    shutil.copytree(checkpoint.latest(str(trained)), copy)
+    (copy / 'meta.json').write_text('{"epoch": 1, "config": ')          # cut off
+    assert train_imagenet.main(_train_flags(digits60, tmp_path / 'run', '--resume-from',
+                                            str(copy))) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert '%s: cannot read meta.json' % copy in err and len(_errors(err)) == 1, err
+
+
+def test_resume_from_a_save_folder_takes_its_newest_checkpoint(digits60, tmp_path, caplog):
+    first = tmp_path / 'first'
+    assert train_imagenet.main(_train_flags(digits60, first, '--num-epochs', '2',
+                                            '--keep-last', '2')) == DONE
+    shutil.rmtree(checkpoint.latest(str(first)))          # epoch 2 gone: epoch 1 is newest
+    second = tmp_path / 'second'
+    assert train_imagenet.main(_train_flags(digits60, second, '--resume-from',
+                                            str(first))) == DONE
+    record = json.loads((second / 'run.json').read_text())
+    assert record['segments'][-1]['first_epoch'] == 2
+    assert record['segments'][-1]['options']['resume_from'].endswith('epoch-0001')
+    # the log carries the history the checkpoint holds, then the new epoch
+    assert [json.loads(line)['epoch'] for line in open(second / 'log.jsonl')] == [1, 2]
+
+
+def test_a_training_set_of_bad_records_only_is_refused(digits60, tmp_path, capsys):
+    rec = _write_rec(str(tmp_path / 'bad'), [(0, b'no image here'), (1, b'nor here')])
+    for extra, words in (([], 'record 0'), (['--skip-bad-records'], 'no usable record')):
+        assert train_imagenet.main(['--rec-train', rec, '--rec-val', digits60 + '_val.rec',
+                                    '--input-size', '32', '--quiet', '--save-dir',
+                                    str(tmp_path / 'run')] + extra) == BAD_INPUT
+        err = capsys.readouterr().err
+        assert words in err and len(_errors(err)) == 1 and 'Traceback' not in err, err
+
+
+def test_skip_bad_records_with_image_folders_is_refused(tmp_path, capsys):
+    demo_data.write_image_folder(str(tmp_path / 'data' / 'train'), per_class=1)
+    demo_data.write_image_folder(str(tmp_path / 'data' / 'val'), per_class=1)
+    assert train_imagenet.main(['--data-dir', str(tmp_path / 'data'), '--skip-bad-records',
+                                '--quiet', '--save-dir', str(tmp_path / 'run')]) == BAD_INPUT
+    err = capsys.readouterr().err
+    assert '--skip-bad-records' in err and '--data-dir' in err and len(_errors(err)) == 1, err
+    assert not (tmp_path / 'run').exists()
+
+
+def test_a_folder_locked_by_a_process_that_wrote_no_record_says_holder_unknown(
+        digits60, tmp_path, capsys):
+    """A holder that took the lock but has not written who it is yet (or a foreign tool)."""
+    save = tmp_path / 'run'
+    save.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', (
+        'import fcntl, os, sys, time\n'
+        'fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n'
+        'fcntl.flock(fd, fcntl.LOCK_EX)\n'
+        'print("locked", flush=True)\n'
+        'time.sleep(60)'), str(save / checkpoint.LOCK_NAME)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        assert train_imagenet.main(_train_flags(digits60, save)) == BAD_INPUT
+        err = capsys.readouterr().err
+        assert '%s is in use by another training run (holder unknown)' % save in err, err
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # -- interrupts, temporary files, log noise ---------------------------------------------
@@ -409,10 +476,10 @@ def _params_of(folder):
     return {k: v.asnumpy() for k, v in mx.nd.load(os.path.join(folder, 'model.params')).items()}
 
 
-def test_sigterm_in_a_finalizer_stops_training_at_the_next_batch(tiny, tmp_path):
+def test_sigterm_in_a_finalizer_stops_training_at_the_next_batch(digits60, tmp_path):
     save = tmp_path / 'term'
     done = subprocess.run([sys.executable, '-c', _SIGTERM_IN_A_FINALIZER]
-                          + _train_flags(tiny, save, '--num-epochs', '4'),
+                          + _train_flags(digits60, save, '--num-epochs', '4'),
                           capture_output=True, text=True, timeout=300)
     _assert_clean_exit(done.returncode, done.stderr, BY_SIGTERM, 'stopped by SIGTERM',
                        'the last complete checkpoint is', 'epoch-0001')
@@ -423,7 +490,7 @@ def test_sigterm_in_a_finalizer_stops_training_at_the_next_batch(tiny, tmp_path)
     assert len(params) > 50 and all(np.isfinite(v).all() for v in params.values())
 
 
-def test_ctrl_c_during_a_checkpoint_write_completes_it_then_stops(tiny, tmp_path, monkeypatch,
+def test_ctrl_c_during_a_checkpoint_write_completes_it_then_stops(digits60, tmp_path, monkeypatch,
                                                                   capsys):
     save_states = mx.gluon.Trainer.save_states
     calls = []
@@ -435,7 +502,7 @@ def test_ctrl_c_during_a_checkpoint_write_completes_it_then_stops(tiny, tmp_path
         save_states(trainer, path)
     monkeypatch.setattr(mx.gluon.Trainer, 'save_states', interrupted_second_time)
     save = tmp_path / 'int'
-    assert train_imagenet.main(_train_flags(tiny, save, '--num-epochs', '3')) == BY_SIGINT
+    assert train_imagenet.main(_train_flags(digits60, save, '--num-epochs', '3')) == BY_SIGINT
     err = capsys.readouterr().err
     assert 'stopped by SIGINT; the last complete checkpoint is' in err and 'epoch-0002' in err
     assert sorted(os.listdir(save / 'checkpoints')) == ['epoch-0001', 'epoch-0002']

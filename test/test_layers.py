@@ -65,6 +65,7 @@ def _build_seconds(depth, repeats=3):
 
 def test_build_time_is_linear_in_depth():
     """resnetv2-200 has 4x the units of resnetv2-50 (66 against 16): its graph must build in
-    about that multiple of the time, not in the square of it."""
-    ratio = _build_seconds(200) / _build_seconds(50)
-    assert ratio < 6, ratio
+    about that multiple of the time, not in the square of it (17x; 8x leaves room for a
+    busy machine)."""
+    ratio = _build_seconds(200, repeats=5) / _build_seconds(50, repeats=5)
+    assert ratio < 8, ratio

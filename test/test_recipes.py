@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import manifests, pack_demo_digits
+from conftest import manifests
 from octconv.gluon import get_model
 from octconv.train import config as run_config
 from octconv.train import fit, recipes, score, train_imagenet
@@ -239,16 +239,10 @@ def test_initialiser_has_the_reference_msraprelu_statistics(api, model):
         assert ratio == pytest.approx(1, abs=5 * np.sqrt(2 / samples)), (kind, samples)
 
 
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    """60 demo digits (6 per class) packed as train and val .rec at 32 px."""
-    return pack_demo_digits(tmp_path_factory.mktemp('recipe'), per_class=6, val_ratio=0.34)
-
-
-def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys):
+def test_a_recipe_run_scores_exactly_as_it_was_validated(digits60, tmp_path, capsys):
     save = tmp_path / 'run'
     assert train_imagenet.main(['--recipe', 'a02_resnet-26_alpha-0.250', '--rec-train',
-                                tiny + '_train.rec', '--rec-val', tiny + '_val.rec',
+                                digits60 + '_train.rec', '--rec-val', digits60 + '_val.rec',
                                 '--input-size', '32', '--batch-size', '8', '--num-epochs', '2',
                                 '--warmup-epochs', '0', '--lr', '0.05', '--min-random-area',
                                 '0.5', '-j', '1', '--quiet', '--save-dir', str(save)]) == 0
@@ -268,7 +262,7 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     assert (trained['convention'], trained['input_size'], trained['resize']) == ('symbol', 32, 37)
     # no preprocessing flag: the record decides, and the score is the trainer's validation
     assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '2', '--rec-val',
-                       tiny + '_val.rec', '--quiet', '--batch-size', '4']) == 0
+                       digits60 + '_val.rec', '--quiet', '--batch-size', '4']) == 0
     captured = capsys.readouterr()
     scored = json.loads(captured.out.strip().splitlines()[-1])
     assert (scored['top1'], scored['top5']) == (final['top1'], final['top5'])
@@ -276,11 +270,13 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     assert 'note' not in captured.err
     # its INT8 model (calibrated on 2 batches) scores the same images
     assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '2', '--rec-val',
-                       tiny + '_val.rec', '--quiet', '--batch-size', '4', '--dtype', 'int8',
+                       digits60 + '_val.rec', '--quiet', '--batch-size', '4', '--dtype', 'int8',
                        '--calib-batches', '2', '--calib-mode', 'naive']) == 0
     int8 = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (int8['dtype'], int8['calib_batches'], int8['calib_mode'], int8['images'],
             int8['inference_graph']) == ('int8', 2, 'naive', scored['images'], 'merged')
+    # and scores what float32 scores, within two of the 20 images
+    assert abs(int8['top1'] - scored['top1']) <= 0.1 and abs(int8['top5'] - scored['top5']) <= 0.1
     # it says what it scored, from the checkpoint's records (no model flag was typed)
     assert (scored['api'], scored['network'], scored['depth'], scored['ratio'],
             scored['use_se']) == ('symbol', 'resnetv2', 26, 0.25, False)
@@ -290,8 +286,8 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     # example/image-classification score, reads the export unchanged and agrees
     symbol, args, auxs = mx.model.load_checkpoint(str(save / 'model'), 2)
     assert symbol.list_outputs() == ['softmax_output']
-    images = data.check_recordio(tiny + '_val.rec').count     # one batch: no padding
-    source = data.val_iter(tiny + '_val.rec', None, batch_size=images, input_size=32,
+    images = data.check_recordio(digits60 + '_val.rec').count     # one batch: no padding
+    source = data.val_iter(digits60 + '_val.rec', None, batch_size=images, input_size=32,
                            crop_ratio=0.875, convention='symbol')
     module = mx.mod.Module(symbol, context=mx.cpu(), label_names=['softmax_label'])
     module.bind(for_training=False, data_shapes=source.provide_data,
@@ -302,7 +298,7 @@ def test_a_recipe_run_scores_exactly_as_it_was_validated(tiny, tmp_path, capsys)
     assert (top1.get()[1], top5.get()[1]) == pytest.approx((scored['top1'], scored['top5']))
     # a typed contradicting flag is applied and reported
     assert score.main(['--checkpoint', str(save / 'model'), '--epoch', '2', '--rec-val',
-                       tiny + '_val.rec', '--quiet', '--batch-size', '4', '--convention',
+                       digits60 + '_val.rec', '--quiet', '--batch-size', '4', '--convention',
                        'gluon']) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out.strip().splitlines()[-1])['convention'] == 'gluon'

@@ -295,5 +295,9 @@ def validate(config):
                                                            config.rec_train_idx),
                        ('--rec-val', config.rec_val), ('--rec-val-idx', config.rec_val_idx)):
         check_data_path(flag, path)
+    if config.skip_bad_records and config.data_dir:
+        raise ValueError('--skip-bad-records leaves the bad records of a .rec out of training; '
+                         'it does nothing for the image folders of --data-dir (pack them with '
+                         'octconv-im2rec, which names each image it cannot read)')
     if os.path.exists(config.save_dir) and not os.path.isdir(config.save_dir):
         raise ValueError('--save-dir %s: exists and is not a folder' % config.save_dir)

@@ -3,7 +3,7 @@
     octconv-train --recipe a03_resnet-50_alpha-0.250 --rec-train train.rec --rec-val val.rec \\
                   --gpus 0,1,2,3                      # one cell of the paper's table A
     octconv-train --recipe resnet152_v1f_alpha-0.125 --dry-run   # what that run would do
-    octconv-train --list-recipes                      # every cell, with the paper's accuracy
+    octconv-train --list-recipes                      # every cell, with its published accuracy
     octconv-train --api gluon --model resnet50_v1b --ratio 0.25 --preset paper ...
     octconv-train --input-size 32                     # Oct-ResNet-26 on the embedded demo digits
 
@@ -34,7 +34,7 @@ from ..utils.recordio_check import write_without
 from ..utils.released import REFERENCE_README
 from . import checkpoint
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
-from .config import USER, Origin, RunConfig, resolve, resumed, typed_flags
+from .config import DEMO_INPUT_SIZE, USER, Origin, RunConfig, resolve, resumed, typed_flags
 from .fit import (INITIALIZERS, TrainingData, TrainingDiverged, accuracy_text, epoch_seed,
                   fit)
 from .recipes import HEADLINE, RECIPES, get_recipe
@@ -59,12 +59,16 @@ def build_parser():
                              '(cosine, 5 warm-up epochs, lr 0.4 x batch/1024, NAG, '
                              'label smoothing / mixup as in table B)')
     recipe.add_argument('--list-recipes', action='store_true',
-                        help='list the recipes with the paper\'s top-1 / top-5 and exit')
+                        help='list the recipes with the published top-1 / top-5 of their '
+                             'released checkpoints (the reference README\'s) and exit')
     recipe.add_argument('--dry-run', action='store_true',
                         help='print the resolved run (each value with its source) and exit')
     d = _DEFAULTS
     model = add_model_args(parser, depth=d.depth, ratio=d.ratio, classes=None,
                            input_size=d.input_size, batch_size=None)
+    size = next(action for action in model._group_actions if action.dest == 'input_size')
+    size.help = ('input H [W] in pixels (default %d with data flags; %d on the embedded demo '
+                 'digits, without them)' % (d.input_size, DEMO_INPUT_SIZE))
     model.add_argument('--last-gamma', action='store_true',
                        help='zero-initialise the last BatchNorm gamma of each residual unit')
     model.add_argument('--final-drop', type=float, default=d.final_drop,
