@@ -40,10 +40,11 @@ def _profiled(rows):
     return any(key.startswith('profile_') for key in rows[0])
 
 
-def timed_runs(runs, dtype):
+def timed_runs(runs, dtype, threads=None):
     """The runs of ``dtype`` that time models (not the profiling runs, whose operators ran
-    one at a time)."""
-    return [(name, rows) for name, rows in runs if _dtype(rows) == dtype and not _profiled(rows)]
+    one at a time), with ``threads`` threads if given."""
+    return [(name, rows) for name, rows in runs if _dtype(rows) == dtype and not _profiled(rows)
+            and threads in (None, rows[0]['machine'].get('threads'))]
 
 
 def _cpu(machine):
@@ -71,6 +72,43 @@ def speed_summary(runs):
     return '\n'.join(lines)
 
 
+def precision_summary(runs):
+    """One row per CPU, runtime and batch: octave time over vanilla time of a run in a lower
+    precision (bfloat16), with the vanilla time."""
+    if not runs:
+        return 'No kept run yet.'
+    ratios = sorted({row['ratio'] for _, rows in runs for row in rows if row['ratio']})
+    lines = ['| CPU | runtime | batch | %s | vanilla | run |' % ' | '.join(
+        'ratio %g' % r for r in ratios), '|---|---|---|%s---|---|' % ('---|' * len(ratios))]
+    for name, rows in runs:
+        for batch in _batches(rows[0]):
+            cells = {row['ratio']: '%.2f' % row['b%d_time_ratio' % batch] for row in rows}
+            vanilla = [row['b%d_ms' % batch] for row in rows if row['ratio'] == 0]
+            lines.append('| %s | %s | %d | %s | %.1f ms | `%s` |' % (
+                _cpu(rows[0]['machine']), rows[0]['runtime'], batch,
+                ' | '.join(cells.get(r, '') for r in ratios), min(vanilla), name))
+    return '\n'.join(lines)
+
+
+def paper_setting(runs):
+    """The paper's setting, one thread in float32 at batch 1: octave time over vanilla time
+    per CPU and runtime, beside the paper's own (TVM, Intel Skylake)."""
+    from octconv.utils.paper import CPU_MS, cpu_time_ratio
+    ratios = sorted(r for r in CPU_MS if r)
+    lines = ['| CPU | runtime | %s | vanilla | run |' % ' | '.join('ratio %g' % r for r in ratios),
+             '|---|---|%s---|---|' % ('---|' * len(ratios)),
+             '| paper: Intel Skylake 2.0 GHz | TVM | %s | %.0f ms | |' % (
+                 ' | '.join('%.2f' % cpu_time_ratio(r) for r in ratios), CPU_MS[0.])]
+    for name, rows in runs:
+        deployed = [row for row in rows if row['variant'].endswith(DEPLOYED[row['runtime']])]
+        cells = {row['ratio']: '%.2f' % row['b1_time_ratio'] for row in deployed}
+        vanilla = [row['b1_ms'] for row in deployed if row['ratio'] == 0]
+        lines.append('| %s | %s | %s | %.1f ms | `%s` |' % (
+            _cpu(rows[0]['machine']), rows[0]['runtime'],
+            ' | '.join(cells.get(r, '') for r in ratios), min(vanilla), name))
+    return '\n'.join(lines)
+
+
 def int8_summary(runs):
     """One row per CPU, runtime and batch: INT8 octave time over INT8 vanilla time, beside
     the target of each ratio."""
@@ -89,7 +127,7 @@ def int8_summary(runs):
     return '\n'.join(lines)
 
 
-def int8_profiles(runs):
+def profiles(runs):
     """Each profiling run: the time of each operator type per run, one column per ratio."""
     parts = []
     for name, rows in runs:
@@ -97,8 +135,9 @@ def int8_profiles(runs):
         ops = {op for row in rows for op, ms in row[key].items() if ms >= 0.1}
         ops = sorted(ops, key=lambda op: -max(row[key].get(op, 0.) for row in rows))
         head = ['operator'] + ['ratio %g' % row['ratio'] for row in rows]
-        lines = ['%s, %s, batch %s, ms per run (`results/%s`):' % (
-            _cpu(rows[0]['machine']), rows[0]['runtime'], key.split('_')[1][1:], name), '',
+        lines = ['%s, %s, %s, batch %s, ms per run (`results/%s`):' % (
+            _cpu(rows[0]['machine']), rows[0]['runtime'], _dtype(rows), key.split('_')[1][1:],
+            name), '',
             '| %s |' % ' | '.join(head), '|%s' % ('---|' * len(head))]
         for op in ops + ['total']:
             cells = ['%.1f' % (sum(row[key].values()) if op == 'total' else row[key].get(op, 0.))
@@ -141,15 +180,17 @@ def speed_results(runs):
 
 
 def released_models():
-    """The released-model records as a table."""
+    """The published models' records as a table: each file where the reference README
+    links it."""
     from octconv.gluon.released import MODELS
     from octconv.symbol.released import ABLATION
     lines = ['| released file | network | ratio | published params | GFLOPs | top-1 / top-5 |',
              '|---|---|---|---|---|---|']
     for r in ABLATION + MODELS:
         network = '%s-%d' % (r.network, r.depth) if r.depth else r.network
-        lines.append('| `%s` | %s%s | %g | %s | %s | %.1f / %.1f%s |' % (
-            r.file, network, ' + SE' if r.use_se else '', r.ratio,
+        lines.append('| %s | %s%s | %g | %s | %s | %.1f / %.1f%s |' % (
+            '[`%s`](%s)' % (r.file, r.url) if r.released else 'baseline: figures only',
+            network, ' + SE' if r.use_se else '', r.ratio,
             '%.1fM' % r.params_m if r.params_m else '', '%g' % r.gflops if r.gflops else '',
             r.top1, r.top5, ' (earlier: %.1f)' % r.earlier_top1 if r.earlier_top1 else ''))
     source = {r.accuracy_source for r in ABLATION + MODELS}
@@ -171,6 +212,37 @@ def flops_released():
     return '\n'.join(lines)
 
 
+def accuracy_record(folder=os.path.join(ROOT, 'results', 'scores')):
+    """Every kept score (``results/scores/*.jsonl``, the JSON lines of ``octconv-score``):
+    what was scored, in which precision, on which data, and its top-1 and top-5."""
+    lines = ['| scores | model | ratio | dtype | calibration | top-1 | top-5 | images | data '
+             '| CPU |', '|---|---|---|---|---|---|---|---|---|---|']
+    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
+        with open(path) as handle:
+            for row in (json.loads(line) for line in handle if line.strip()):
+                calibration = '%s, %d batches' % (row['calib_mode'], row['calib_batches']) \
+                    if row.get('calib_mode') else ''
+                lines.append('| `%s` | %s-%s | %g | %s | %s | %.4f | %.4f | %d | %s | %s |' % (
+                    os.path.basename(path), row['network'], row['depth'], row['ratio'],
+                    row['dtype'], calibration, row['top1'], row['top5'], row['images'],
+                    row['data'], _cpu(row['machine'])))
+    return '\n'.join(lines)
+
+
+def video_flops():
+    """Table 8 beside the counted FLOPs of GluonCV's networks, with both placements."""
+    from octconv.train.flops_report import video_rows
+    lines = ['| model | ratio | placement | vanilla | published | octave | published | '
+             'ratio | published | diff |', '|---|---|---|---|---|---|---|---|---|---|']
+    for row in video_rows():
+        lines.append('| %s | %g | `%s` | %.2fG | %.1fG | %.2fG | %.1fG | %.3f | %.3f | %+.3f |'
+                     % (row['label'], row['ratio'], row['placement'],
+                        row['vanilla_flops'] / 1e9, row['paper_vanilla_flops'] / 1e9,
+                        row['flops'] / 1e9, row['paper_flops'] / 1e9, row['flop_ratio'],
+                        row['paper_ratio'], row['ratio_diff']))
+    return '\n'.join(lines)
+
+
 def gluoncv_not_converted():
     """GluonCV's classifiers that do not convert, with what stops them."""
     from octconv.gluon.gluoncv_zoo import NOT_CONVERTED
@@ -180,13 +252,17 @@ def gluoncv_not_converted():
 def sections():
     """``{section name: its text}`` as generated now."""
     runs = load_runs()
-    timed = timed_runs(runs, 'float32') + timed_runs(runs, 'int8')
-    return {'speed-summary': speed_summary(timed_runs(runs, 'float32')),
+    timed = timed_runs(runs, 'float32') + timed_runs(runs, 'int8') + \
+        timed_runs(runs, 'bfloat16')
+    return {'speed-summary': speed_summary(timed_runs(runs, 'float32', threads=2)),
             'speed-results': speed_results(timed),
             'int8-summary': int8_summary(timed_runs(runs, 'int8')),
-            'int8-profiles': int8_profiles([(n, r) for n, r in runs if _profiled(r)]),
+            'bfloat16-summary': precision_summary(timed_runs(runs, 'bfloat16')),
+            'paper-setting': paper_setting(timed_runs(runs, 'float32', threads=1)),
+            'profiles': profiles([(n, r) for n, r in runs if _profiled(r)]),
             'released-models': released_models(), 'flops-released': flops_released(),
-            'gluoncv-not-converted': gluoncv_not_converted()}
+            'gluoncv-not-converted': gluoncv_not_converted(), 'video-flops': video_flops(),
+            'accuracy-record': accuracy_record()}
 
 
 def documents():
