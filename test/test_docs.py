@@ -1,7 +1,8 @@
 """The README and docs/ run as written: every python block of README.md, and each block of
-docs/*.md marked ``<!-- run -->``, runs in a fresh interpreter, and where a ``text`` block
-follows it, prints exactly that; the generated sections are up to date with the kept runs
-and the records; no work history in user docs."""
+docs/*.md marked ``<!-- run -->``, runs in a new process (forked from one that has only
+imported MXNet and octconv: :mod:`forked_python`), and where a ``text`` block follows it,
+prints exactly that; the generated sections are up to date with the kept runs and the
+records; no work history in user docs."""
 import json
 import os
 import pathlib
@@ -10,6 +11,8 @@ import subprocess
 import sys
 
 import pytest
+
+from forked_python import ForkedPython
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md'))
@@ -26,14 +29,32 @@ def _blocks():
     return found
 
 
+@pytest.fixture(scope='module')
+def python(tmp_path_factory):
+    runner = ForkedPython(tmp_path_factory.mktemp('examples'))
+    yield runner
+    runner.close()
+
+
 @pytest.mark.parametrize('code, printed', _blocks())
-def test_the_example_runs_as_written(code, printed, tmp_path):
-    done = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ, HOME=str(tmp_path),
-                                                           TMPDIR=str(tmp_path)))
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_the_example_runs_as_written(code, printed, tmp_path, python):
+    exit_code, stdout, stderr = python.run(code, tmp_path, timeout=300, env=dict(
+        os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path)))
+    assert exit_code == 0, stderr[-3000:]
     if printed is not None:                 # the output the page shows is the output it gets
-        assert done.stdout == printed
+        assert stdout == printed
+
+
+def test_examples_run_as_scripts_do(tmp_path, python):
+    """What the examples run in: a new process per example, as ``python -c`` gives it."""
+    script = ('import os, sys\nprint(os.getcwd(), os.environ["HOME"], __name__)\n'
+              'open("here.txt", "w").write("x")\nsys.exit(3)')
+    assert python.run(script, tmp_path, env=dict(os.environ, HOME='/nowhere'), timeout=60) == (
+        3, '%s /nowhere __main__\n' % tmp_path, '')
+    assert (tmp_path / 'here.txt').read_text() == 'x'
+    exit_code, _, stderr = python.run('import mxnet\nx = undefined_name', tmp_path,
+                                  env=os.environ, timeout=60)
+    assert exit_code == 1 and "NameError: name 'undefined_name'" in stderr
 
 
 def test_the_generated_sections_are_up_to_date():
