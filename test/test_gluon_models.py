@@ -12,6 +12,11 @@ from octconv.gluon import (Backbone, CheckpointMismatch, get_model, get_model_li
 
 GLUON_MANIFESTS = manifests('gluon')
 MODELS = get_model_list()
+# Depth and block variants of families that run here too: they run in the exhaustive run
+# only (-m slow); every released model and one model of each family run in every run.
+VARIANTS = {'resnext50_32x4d_v1b', 'resnet50_v2b', 'densenet161', 'densenet169', 'densenet201'}
+EACH_MODEL = [pytest.param(name, marks=pytest.mark.slow) if name in VARIANTS else name
+              for name in MODELS]
 
 
 def _build(name, **kwargs):
@@ -59,7 +64,7 @@ def test_trainable_parameters_equal_the_paper(name, ratio, use_se, millions):
     assert abs(trainable_parameters(net) / 1e6 - millions) <= 0.05
 
 
-@pytest.mark.parametrize('name', MODELS)
+@pytest.mark.parametrize('name', EACH_MODEL)
 def test_every_model_runs_at_224_and_at_an_odd_size(name):
     net = _build(name, ratio=0.25, classes=10)
     for shape in [(1, 3, 224, 224), (2, 3, 97, 131)]:
@@ -178,7 +183,7 @@ def test_bad_arguments_raise_clear_errors():
         get_model('resnext50_32x4d_v1b', ratio=0.125)
 
 
-@pytest.mark.parametrize('name', MODELS)
+@pytest.mark.parametrize('name', EACH_MODEL)
 def test_every_model_takes_the_same_keyword_arguments(name):
     net = get_model(name, ratio=0.25, classes=7, final_drop=0.3, use_se=False, last_gamma=False,
                     norm_kwargs={'momentum': 0.8}, use_global_stats=True)
