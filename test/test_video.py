@@ -310,7 +310,7 @@ def test_demo_clips_are_moving_digits():
 
 def test_an_oct_i3d_trains_on_the_demo_clips():
     mx.random.seed(0)
-    clips, labels = demo_clips(per_class=6, frames=8, size=32)
+    clips, labels = demo_clips(per_class=4, frames=8, size=32)
     net = octave_video_model('i3d_resnet50_v1_kinetics400', nclass=10, dropout_ratio=0.)
     net.hybridize(static_alloc=True)
     trainer = mx.gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-4})
