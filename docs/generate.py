@@ -72,14 +72,10 @@ def speed_summary(runs):
     return '\n'.join(lines)
 
 
-def precision_summary(runs):
-    """One row per CPU, runtime and batch: octave time over vanilla time of a run in a lower
-    precision (bfloat16), with the vanilla time."""
-    if not runs:
-        return 'No kept run yet.'
-    ratios = sorted({row['ratio'] for _, rows in runs for row in rows if row['ratio']})
-    lines = ['| CPU | runtime | batch | %s | vanilla | run |' % ' | '.join(
-        'ratio %g' % r for r in ratios), '|---|---|---|%s---|---|' % ('---|' * len(ratios))]
+def _batch_rows(runs, ratios):
+    """A table row per run and batch size: each ratio's time over vanilla's, vanilla's time
+    and the run's file."""
+    lines = []
     for name, rows in runs:
         for batch in _batches(rows[0]):
             cells = {row['ratio']: '%.2f' % row['b%d_time_ratio' % batch] for row in rows}
@@ -87,7 +83,18 @@ def precision_summary(runs):
             lines.append('| %s | %s | %d | %s | %.1f ms | `%s` |' % (
                 _cpu(rows[0]['machine']), rows[0]['runtime'], batch,
                 ' | '.join(cells.get(r, '') for r in ratios), min(vanilla), name))
-    return '\n'.join(lines)
+    return lines
+
+
+def precision_summary(runs):
+    """One row per CPU, runtime and batch: octave time over vanilla time of a run in a lower
+    precision (bfloat16), with the vanilla time."""
+    if not runs:
+        return 'No kept run yet.'
+    ratios = sorted({row['ratio'] for _, rows in runs for row in rows if row['ratio']})
+    return '\n'.join(['| CPU | runtime | batch | %s | vanilla | run |' % ' | '.join(
+        'ratio %g' % r for r in ratios), '|---|---|---|%s---|---|' % ('---|' * len(ratios))] +
+        _batch_rows(runs, ratios))
 
 
 def paper_setting(runs):
@@ -114,17 +121,10 @@ def int8_summary(runs):
     the target of each ratio."""
     from octconv.train.bench import INT8_TARGETS
     ratios = sorted(INT8_TARGETS)
-    lines = ['| CPU | runtime | batch | %s | vanilla INT8 | run |' % ' | '.join(
+    return '\n'.join(['| CPU | runtime | batch | %s | vanilla INT8 | run |' % ' | '.join(
         'ratio %g' % r for r in ratios), '|---|---|---|%s---|---|' % ('---|' * len(ratios)),
-        '| target | | | %s | | |' % ' | '.join('%.2f' % INT8_TARGETS[r] for r in ratios)]
-    for name, rows in runs:
-        for batch in _batches(rows[0]):
-            cells = {row['ratio']: '%.2f' % row['b%d_time_ratio' % batch] for row in rows}
-            vanilla = [row['b%d_ms' % batch] for row in rows if row['ratio'] == 0]
-            lines.append('| %s | %s | %d | %s | %.1f ms | `%s` |' % (
-                _cpu(rows[0]['machine']), rows[0]['runtime'], batch,
-                ' | '.join(cells.get(r, '') for r in ratios), min(vanilla), name))
-    return '\n'.join(lines)
+        '| target | | | %s | | |' % ' | '.join('%.2f' % INT8_TARGETS[r] for r in ratios)] +
+        _batch_rows(runs, ratios))
 
 
 def profiles(runs):

@@ -117,21 +117,14 @@ def main(argv=None):
                              "converted with the placement 'all-layers' and with 'paper'")
     args = parser.parse_args(argv)
     try:
-        if args.paper_video:
-            rows = list(video_rows())
+        if args.paper_video or args.paper:
+            rows, printer = ((video_rows(), _print_video) if args.paper_video else
+                             (paper_rows(), _print_paper))
             if args.json:
                 for row in rows:
                     print(json.dumps(row))
             else:
-                _print_video(rows, sys.stdout)
-            return 0
-        if args.paper:
-            rows = list(paper_rows())
-            if args.json:
-                for row in rows:
-                    print(json.dumps(row))
-            else:
-                _print_paper(rows, sys.stdout)
+                printer(list(rows), sys.stdout)
             return 0
         finish_model_args(args)
         symbol, frozen = model_symbol(args)
