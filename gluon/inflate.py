@@ -13,7 +13,7 @@ models' names) and the 3-D one converted by ``octavize``.
 import mxnet as mx
 import numpy as np
 
-from ..utils.flops import trace_block
+from ..utils.flops import infer_shape, trace_block
 from ..utils.inflation import inflated_shape, pair_parameters
 
 __all__ = ['inflate']
@@ -63,7 +63,7 @@ def inflate(net_2d, net_3d, skip='nonlocal', image_shape=(1, 3, 224, 224),
 
 def _shapes(symbol, data_shape, params):
     """``{parameter: shape}`` of the parameters ``params`` in ``symbol`` at ``data_shape``."""
-    args, _, aux = symbol.infer_shape(data=tuple(data_shape))
+    args, _, aux = infer_shape(symbol, data=tuple(data_shape))
     if args is None:
         raise ValueError('inflate: cannot infer the parameter shapes at data %s'
                          % (tuple(data_shape),))

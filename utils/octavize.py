@@ -138,9 +138,9 @@ def _call(op, inputs, name, attrs):
     return _operator(op)(*inputs, name=name, **kwargs)
 
 
-def _outputs_mean_var(node):
-    """Whether the BatchNorm ``node`` also outputs its batch's mean and variance."""
-    return attr_is_true(node.get('attrs', {}).get('output_mean_var', 'False'))
+def _outputs_mean_var(attrs):
+    """Whether a BatchNorm of ``attrs`` also outputs its batch's mean and variance."""
+    return attr_is_true(attrs.get('output_mean_var', 'False'))
 
 
 def _entries(value):
@@ -248,7 +248,7 @@ class _Rewriter:
     def _copy(self, i, node, inputs):
         """The node as it was, on single inputs (pairs merged first)."""
         symbols = [self._single(v, '%s_in%d' % (node['name'], k)) for k, v in enumerate(inputs)]
-        if node['op'] == 'BatchNorm' and not _outputs_mean_var(node):
+        if node['op'] == 'BatchNorm' and not _outputs_mean_var(node.get('attrs', {})):
             return [_Value(self._bn(symbols, node['name'], node.get('attrs', {})), None,
                            (self._channels(i), 0))]
         out = _call(node['op'], symbols, node['name'], node.get('attrs', {}))
@@ -395,7 +395,7 @@ class _Rewriter:
         apache/mxnet#20858), and the 4-D view trains."""
         x = inputs[0]
         if self.dims != 3 or int(attrs.get('axis', 1)) not in (1, -4) or \
-                attr_is_true(attrs.get('output_mean_var', 'False')):
+                _outputs_mean_var(attrs):
             return _call('BatchNorm', inputs, name, attrs)
         flat = self.F.reshape(x, shape=(0, 0, -1, 0), name=name + '_4d')
         out = _call('BatchNorm', [flat] + inputs[1:], name, attrs)
