@@ -59,6 +59,16 @@ def own_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def forked_python(tmp_path_factory):
+    """A :class:`forked_python.ForkedPython` for the tests of this worker: new processes
+    forked from one that has imported MXNet and octconv; ended with the session."""
+    from forked_python import ForkedPython
+    runner = ForkedPython(tmp_path_factory.mktemp('forked'))
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope='session')
 def digits60(tmp_path_factory):
     """60 demo digits (6 per class) at 32 px packed as ``<prefix>_train.rec`` and
     ``<prefix>_val.rec`` (a third of each class), with their .idx; the prefix. Read by the

@@ -1,12 +1,15 @@
 """octconv-bench runs and reports every figure (no timing is asserted: it is a benchmark)."""
 import json
 import os
+import subprocess
+import sys
 import tempfile
 
 import mxnet as mx
 
 from octconv.train import bench
 from octconv.train import machine as machine_module
+from octconv.train import timing
 from octconv.utils import flops
 from octconv.gluon import get_model
 
@@ -75,13 +78,13 @@ def test_the_timing_method_measures_what_runs():
     """Synthetic models of known durations and memory, through the bench's own timing and
     reporting: medians, ratios to the fastest vanilla, the peak memory of each one's runs."""
     import argparse
-    cands = [bench._Candidate('slow vanilla', 0., _sleeper(0.048)),
-             bench._Candidate('fast vanilla', 0., _sleeper(0.032)),
-             bench._Candidate('octave', 0.5, _sleeper(0.024))]
+    cands = [timing.Candidate('slow vanilla', 0., _sleeper(0.048)),
+             timing.Candidate('fast vanilla', 0., _sleeper(0.032)),
+             timing.Candidate('octave', 0.5, _sleeper(0.024))]
     args = argparse.Namespace(warmup=1, repeats=5, inner=2, batch_sizes=[1, 2], train_batch=0,
                               model='m', api='gluon', runtime='mxnet', dtype='float32',
                               input_size=224, frames=None)
-    bench._time_rounds(cands, args)
+    timing.time_rounds(cands, args)
     assert all(len(c.times[b]) == 10 for c in cands for b in (1, 2))
     rows = {r['variant']: r for r in bench._rows(cands, args, {0.: 4., 0.5: 2.}, {})}
     for batch in (1, 2):
@@ -89,9 +92,9 @@ def test_the_timing_method_measures_what_runs():
         assert abs(rows['octave']['b%d_time_ratio' % batch] - 0.75) < 0.1    # 24 against 32
         assert abs(rows['slow vanilla']['b%d_time_ratio' % batch] - 1.5) < 0.25
     assert rows['octave']['flop_ratio'] == 0.5
-    cands = [bench._Candidate('vanilla', 0., _sleeper(0.001)),
-             bench._Candidate('octave', 0.5, _writer(96))]
-    bench._time_rounds(cands, args)
+    cands = [timing.Candidate('vanilla', 0., _sleeper(0.001)),
+             timing.Candidate('octave', 0.5, _writer(96))]
+    timing.time_rounds(cands, args)
     rows = {r['variant']: r for r in bench._rows(cands, args, {0.: 4., 0.5: 2.}, {})}
     assert rows['octave']['peak_extra_mb'] > 80 > rows['vanilla']['peak_extra_mb']
 
@@ -120,6 +123,31 @@ def test_every_figure_names_its_machine_and_the_run_leaves_the_environment(capsy
         assert machine['mxnet'] == mx.__version__
     header = next(l for l in out if l.startswith('machine: '))
     assert model_name in header and machine['onednn'] in header and '1 threads' in header
+
+
+def test_the_onednn_probe_runs_once_per_process_unless_it_read_nothing(monkeypatch):
+    monkeypatch.setattr(machine_module, '_ONEDNN_READ', dict(machine_module._ONEDNN_READ))
+    first = machine_module.onednn_description()
+    assert first['onednn'].startswith('v')
+
+    def no_child(*args, **kwargs):
+        raise AssertionError('the probe ran a second time')
+    monkeypatch.setattr(machine_module.subprocess, 'run', no_child)
+    assert machine_module.onednn_description() == first
+    monkeypatch.setattr(machine_module.subprocess, 'run',
+                        lambda *a, **k: (_ for _ in ()).throw(OSError('no python')))
+    assert machine_module.onednn_description(python='/nonexistent/python') == {}
+    monkeypatch.setattr(machine_module, '_read_onednn', lambda python, timeout: {'onednn': 'v9'})
+    assert machine_module.onednn_description(python='/nonexistent/python') == {'onednn': 'v9'}
+
+
+def test_the_onnx_timing_child_imports_no_mxnet():
+    program = ('import sys, octconv.train.timing\n'
+               'print(sorted(m for m in sys.modules if m.split(".")[0] == "mxnet"))')
+    done = subprocess.run([sys.executable, '-c', program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == '[]'
 
 
 def test_bench_runs_symbol_networks_in_both_graphs(capsys):
@@ -176,7 +204,7 @@ def test_onnx_runtimes_have_one_model_open_at_a_time():
 
         def __del__(self):
             alive.remove(self.path)
-    run = bench._OneAtATime(Session)
+    run = timing.OneAtATime(Session)
     for path in ['a', 'a', 'b', 'a', 'a']:
         assert run(path, 1) == (path, 1)
     assert opened == [('a', 0), ('b', 0), ('a', 0)]     # opened per turn, never two alive

@@ -340,7 +340,7 @@ def test_export_onnx_runs_in_onnxruntime_with_the_same_outputs(size, tmp_path):
 
 
 def test_export_onnx_reads_in_openvino_with_the_same_outputs(tmp_path):
-    from octconv.utils.onnx_export import import_openvino
+    from octconv.utils.openvino_model import import_openvino
     openvino = import_openvino()
     shape = (2, 3, 64, 64)
     symbol, params = _exported('resnet50_v1b', shape, tmp_path)
@@ -475,7 +475,7 @@ def test_int8_onnx_runs_in_int8_close_to_float32_and_to_mxnet_int8(int8_case, in
 
 
 def test_int8_onnx_reads_in_openvino(int8_case, int8_onnx):
-    from octconv.utils.onnx_export import import_openvino
+    from octconv.utils.openvino_model import import_openvino
     batches = int8_case[3]
     core = import_openvino().Core()
     request = core.compile_model(core.read_model(int8_onnx), 'CPU').create_infer_request()

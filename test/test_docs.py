@@ -10,8 +10,6 @@ import re
 
 import pytest
 
-from forked_python import ForkedPython
-
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = [ROOT / 'README.md'] + sorted((ROOT / 'docs').glob('*.md'))
 BLOCK = re.compile(r'(<!-- run -->\n)?```python\n(.*?)```\n(```text\n(.*?)```)?', re.S)
@@ -27,38 +25,31 @@ def _blocks():
     return found
 
 
-@pytest.fixture(scope='module')
-def python(tmp_path_factory):
-    runner = ForkedPython(tmp_path_factory.mktemp('examples'))
-    yield runner
-    runner.close()
-
-
 @pytest.mark.parametrize('code, printed', _blocks())
-def test_the_example_runs_as_written(code, printed, tmp_path, python):
-    exit_code, stdout, stderr = python.run(code, tmp_path, timeout=300, env=dict(
+def test_the_example_runs_as_written(code, printed, tmp_path, forked_python):
+    exit_code, stdout, stderr = forked_python.run(code, tmp_path, timeout=300, env=dict(
         os.environ, HOME=str(tmp_path), TMPDIR=str(tmp_path)))
     assert exit_code == 0, stderr[-3000:]
     if printed is not None:                 # the output the page shows is the output it gets
         assert stdout == printed
 
 
-def test_examples_run_as_scripts_do(tmp_path, python):
+def test_examples_run_as_scripts_do(tmp_path, forked_python):
     """What the examples run in: a new process per example, as ``python -c`` gives it."""
     script = ('import os, sys\nprint(os.getcwd(), os.environ["HOME"], __name__)\n'
               'open("here.txt", "w").write("x")\nsys.exit(3)')
-    assert python.run(script, tmp_path, env=dict(os.environ, HOME='/nowhere'), timeout=60) == (
-        3, '%s /nowhere __main__\n' % tmp_path, '')
+    assert forked_python.run(script, tmp_path, env=dict(os.environ, HOME='/nowhere'),
+                             timeout=60) == (3, '%s /nowhere __main__\n' % tmp_path, '')
     assert (tmp_path / 'here.txt').read_text() == 'x'
-    exit_code, _, stderr = python.run('import mxnet\nx = undefined_name', tmp_path,
-                                  env=os.environ, timeout=60)
+    exit_code, _, stderr = forked_python.run('import mxnet\nx = undefined_name', tmp_path,
+                                             env=os.environ, timeout=60)
     assert exit_code == 1 and "NameError: name 'undefined_name'" in stderr
 
 
-def test_the_generated_sections_are_up_to_date(tmp_path, python):
+def test_the_generated_sections_are_up_to_date(tmp_path, forked_python):
     script = ('import runpy, sys\nsys.argv = ["generate.py", "--check"]\n'
               'runpy.run_path(%r, run_name="__main__")' % str(ROOT / 'docs' / 'generate.py'))
-    exit_code, stdout, stderr = python.run(script, tmp_path, env=os.environ, timeout=300)
+    exit_code, stdout, stderr = forked_python.run(script, tmp_path, env=os.environ, timeout=300)
     assert exit_code == 0, stdout + stderr[-3000:]
 
 

@@ -39,8 +39,22 @@ def _train_flags(digits60, save_dir, *extra):
             '--lr', '0.05', '--quiet', '-j', '1', '--min-random-area', '0.5'] + list(extra)
 
 
-def _cli(module, *argv, timeout=120, signal_after=None, env=None):
-    """Run ``python -m module argv`` in a fresh process; ``(returncode, stdout, stderr)``."""
+@pytest.fixture
+def cli(forked_python):
+    """``cli(module, *argv, timeout=120, env=None)``: ``python -m module argv`` run in a new
+    process forked from one that has imported MXNet (:mod:`forked_python`: as a new
+    interpreter runs it, without its seconds of imports); ``(returncode, stdout, stderr)``."""
+    def run(module, *argv, timeout=120, env=None):
+        code = ('import runpy, sys\nsys.argv = [%r] + %r\n'
+                'runpy.run_module(%r, run_name="__main__", alter_sys=True)'
+                % (module, [str(a) for a in argv], module))
+        return forked_python.run(code, os.getcwd(), dict(os.environ, **(env or {})), timeout)
+    return run
+
+
+def _cli_process(module, *argv, timeout=120, signal_after=None, env=None):
+    """Run ``python -m module argv`` in a new interpreter (``signal_after``: (a condition
+    to wait for, the signal to send then)); ``(returncode, stdout, stderr)``."""
     process = subprocess.Popen([sys.executable, '-m', module] + [str(a) for a in argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, **(env or {})))
@@ -102,29 +116,30 @@ def _checkpoint_files(save_dir):
 
 # -- crashes and wrong results ------------------------------------------------------------
 
-def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(digits60, trained, tmp_path):
+def test_a_record_that_is_no_image_is_refused_before_mxnet_reads_it(cli, digits60, trained,
+                                                                    tmp_path):
     payloads = _jpegs(digits60, 4)
     bad = _write_rec(str(tmp_path / 'bad'), [(i % 10, p) for i, p in enumerate(payloads)]
                      + [(1, b'%PDF-1.4 not an image at all' * 4)])
-    code, _, err = _cli('octconv.train.score', '--checkpoint', trained / 'model', '--epoch', 1,
-                        '--rec-val', bad, '--batch-size', 2, '--quiet')
+    code, _, err = cli('octconv.train.score', '--checkpoint', trained / 'model', '--epoch', 1,
+                       '--rec-val', bad, '--batch-size', 2, '--quiet')
     _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4', 'not an encoded image')
     # as validation data of a training run: refused before the first epoch
     flags = _train_flags(digits60, tmp_path / 'val-bad')
     flags[flags.index('--rec-val') + 1] = bad
-    code, _, err = _cli('octconv.train.train_imagenet', *flags)
+    code, _, err = cli('octconv.train.train_imagenet', *flags)
     _assert_clean_exit(code, err, BAD_INPUT, 'bad.rec, record 4')
     assert not checkpoint.list_checkpoints(str(tmp_path / 'val-bad'))
 
 
 # epoch 1 trains; from epoch 2 on the step schedule multiplies the lr by the decay
 @pytest.mark.parametrize('flags', [['--lr-decay', '1e30'], ['--lr-decay', '1e4', '--wd', '1e3']])
-def test_divergence_stops_with_the_first_bad_parameter_and_no_bad_checkpoint(digits60, tmp_path,
-                                                                         flags):
+def test_divergence_stops_with_the_first_bad_parameter_and_no_bad_checkpoint(cli, digits60,
+                                                                             tmp_path, flags):
     save = tmp_path / 'diverged'
-    code, _, err = _cli('octconv.train.train_imagenet',
-                        *_train_flags(digits60, save, '--num-epochs', '3', '--lr-mode', 'step',
-                                      '--lr-decay-epoch', '1', *flags))
+    code, _, err = cli('octconv.train.train_imagenet',
+                       *_train_flags(digits60, save, '--num-epochs', '3', '--lr-mode', 'step',
+                                     '--lr-decay-epoch', '1', *flags))
     _assert_clean_exit(code, err, DIVERGED, 'NaN or inf', 'at epoch 2', 'batch')
     saved = checkpoint.list_checkpoints(str(save))
     assert [epoch for epoch, _ in saved] == [1]         # epoch 1's, and nothing after it
@@ -145,19 +160,19 @@ def _records(prefix):
     return records
 
 
-def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(digits60, tmp_path):
+def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(cli, digits60, tmp_path):
     records = _records(digits60 + '_train')
     records[5] = (records[5][0], records[5][1][:20])           # the JPEG header only
     cut = _write_rec(str(tmp_path / 'cut'), records)
     flags = _train_flags(digits60, tmp_path / 'refused', '--num-epochs', '1')
     flags[flags.index('--rec-train') + 1] = cut
-    code, _, err = _cli('octconv.train.train_imagenet', *flags)
+    code, _, err = cli('octconv.train.train_imagenet', *flags)
     _assert_clean_exit(code, err, BAD_INPUT, 'cut.rec, record 5 (key 5)', 'cut off')
     assert not checkpoint.list_checkpoints(str(tmp_path / 'refused'))
     # --skip-bad-records: trained without it, and each record left out is named
     save = tmp_path / 'skipped'
     flags[flags.index('--save-dir') + 1] = str(save)
-    code, _, err = _cli('octconv.train.train_imagenet', *flags, '--skip-bad-records')
+    code, _, err = cli('octconv.train.train_imagenet', *flags, '--skip-bad-records')
     assert code == DONE, err[-3000:]
     assert 'forward_scoring' not in err         # no MKLDNN pooling warning at even sizes
     assert err.count('exported model-0001.params') == 1          # each log line once
@@ -170,17 +185,17 @@ def test_a_training_jpeg_cut_off_after_its_header_is_named_or_left_out(digits60,
     assert log[0]['images'] == len(records) - 1
 
 
-def test_an_image_mxnet_cannot_decode_mid_epoch_is_named(digits60, tmp_path):
+def test_an_image_mxnet_cannot_decode_mid_epoch_is_named(cli, digits60, tmp_path):
     records = _records(digits60 + '_train')
     records[3] = (records[3][0], b'BM' + b'\x00' * 60)       # a BMP signature over nothing
     broken = _write_rec(str(tmp_path / 'broken'), records)
     flags = _train_flags(digits60, tmp_path / 'run', '--num-epochs', '1')
     flags[flags.index('--rec-train') + 1] = broken
-    code, _, err = _cli('octconv.train.train_imagenet', *flags)
+    code, _, err = cli('octconv.train.train_imagenet', *flags)
     _assert_clean_exit(code, err, BAD_INPUT, 'broken.rec: MXNet could not decode an image of '
                                              'batch', 'were read', '--validate')
     # --validate decodes every image before training and names the record
-    code, _, err = _cli('octconv.train.train_imagenet', *flags, '--validate')
+    code, _, err = cli('octconv.train.train_imagenet', *flags, '--validate')
     _assert_clean_exit(code, err, BAD_INPUT, 'broken.rec, record 3 (key 3)',
                        'cannot be decoded')
 
@@ -208,7 +223,7 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
               'open(os.path.join(%r, str(os.getpid())), "w").close()\n'
               'time.sleep(600)  # %s\n' % (str(started), marker))
     started.mkdir()
-    code, _, err = _cli('octconv.train.launch', '-n', '2', '-s', '1', '--', sys.executable,
+    code, _, err = _cli_process('octconv.train.launch', '-n', '2', '-s', '1', '--', sys.executable,
                         '-c', worker, timeout=60,
                         signal_after=(lambda: len(os.listdir(started)) >= 2, signal.SIGTERM),
                         env={'OCTCONV_FAULT_MARKER': marker})    # inherited by every child
@@ -217,15 +232,15 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
     assert not leftovers(marker.encode())     # scheduler, server and both workers are gone
 
 
-def test_score_refuses_labels_outside_the_model_classes(digits60, trained, tmp_path):
+def test_score_refuses_labels_outside_the_model_classes(cli, digits60, trained, tmp_path):
     net = trained
     payloads = _jpegs(digits60, 3)
     for label, shown in ((1000., '1000'), (-1., '-1'), (2.5, '2.5')):
         bad = _write_rec(str(tmp_path / 'labels'), [(0., payloads[0]), (label, payloads[1]),
                                                     (1., payloads[2])])
         out = tmp_path / 'result.jsonl'
-        code, _, err = _cli('octconv.train.score', '--checkpoint', net / 'model', '--epoch', 1,
-                            '--rec-val', bad, '--batch-size', 2, '--json-out', out)
+        code, _, err = cli('octconv.train.score', '--checkpoint', net / 'model', '--epoch', 1,
+                           '--rec-val', bad, '--batch-size', 2, '--json-out', out)
         _assert_clean_exit(code, err, BAD_INPUT, 'record 1',
                            'label %s is not a class index in [0, 10)' % shown)
         assert not out.exists()
@@ -252,7 +267,8 @@ def _folder_bytes(path):
                for f in files)
 
 
-def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(digits60, tmp_path):
+def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(cli, digits60,
+                                                                             tmp_path):
     disk = tmp_path / 'disk'
     _mount_tmpfs(disk)                                  # decided before any training
     try:
@@ -263,19 +279,19 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(dig
         _resize_tmpfs(disk, int(one * 1.25 / 2 ** 20) + 1)   # one checkpoint fits, not two
         # epoch 2's checkpoint does not fit: epoch 1 stays, no temporary is left
         save = disk / 'run'
-        code, _, err = _cli('octconv.train.train_imagenet', *_train_flags(digits60, save, *flags))
+        code, _, err = cli('octconv.train.train_imagenet', *_train_flags(digits60, save, *flags))
         _assert_clean_exit(code, err, BAD_INPUT, 'epoch-0002', 'MB free')
         assert sorted(os.listdir(save / 'checkpoints')) == ['epoch-0001']
         before = _checkpoint_files(save)
-        code, _, err = _cli('octconv.train.train_imagenet',
-                            *_train_flags(digits60, save, '--resume', *flags))
+        code, _, err = cli('octconv.train.train_imagenet',
+                           *_train_flags(digits60, save, '--resume', *flags))
         _assert_clean_exit(code, err, BAD_INPUT, 'epoch-0002', 'MB free')
         assert _checkpoint_files(save) == before
         # the final export does not fit beside the checkpoint: no file under a final name
         shutil.rmtree(save)
         last = disk / 'last'
-        code, _, err = _cli('octconv.train.train_imagenet',
-                            *_train_flags(digits60, last, '--num-epochs', '1', *flags))
+        code, _, err = cli('octconv.train.train_imagenet',
+                           *_train_flags(digits60, last, '--num-epochs', '1', *flags))
         _assert_clean_exit(code, err, BAD_INPUT, str(last), 'MB free')
         assert sorted(os.listdir(last)) == ['.lock', 'best.json', 'checkpoints', 'log.jsonl',
                                             'run.json', 'train.log']
@@ -284,9 +300,9 @@ def test_a_full_disk_leaves_the_previous_checkpoint_and_no_half_written_file(dig
         subprocess.run(['umount', str(disk)], check=False)
 
 
-def test_score_batch_size_zero_is_refused_at_once(digits60):
-    code, _, err = _cli('octconv.train.score', '--checkpoint', 'x', '--epoch', 1, '--rec-val',
-                        digits60 + '_val.rec', '--batch-size', 0, timeout=60)
+def test_score_batch_size_zero_is_refused_at_once(cli, digits60):
+    code, _, err = cli('octconv.train.score', '--checkpoint', 'x', '--epoch', 1, '--rec-val',
+                       digits60 + '_val.rec', '--batch-size', 0, timeout=60)
     _assert_clean_exit(code, err, BAD_INPUT, '--batch-size must be in [1, inf], got 0')
 
 
@@ -521,10 +537,10 @@ def test_a_second_signal_ends_the_process_at_once():
     assert done.returncode == -signal.SIGINT, done.stderr     # killed by the second one
 
 
-def test_im2rec_leaves_nothing_when_it_refuses_a_folder(tmp_path):
+def test_im2rec_leaves_nothing_when_it_refuses_a_folder(cli, tmp_path):
     root = tmp_path / 'images'
     demo_data.write_image_folder(str(root), per_class=2)
     (root / '4' / 'broken.jpg').write_bytes(b'\xff\xd8\xff not really a jpeg')
-    code, _, err = _cli('octconv.utils.im2rec', root, tmp_path / 'out' / 'set', '--threads', 1)
+    code, _, err = cli('octconv.utils.im2rec', root, tmp_path / 'out' / 'set', '--threads', 1)
     _assert_clean_exit(code, err, BAD_INPUT, 'broken.jpg: the image cannot be decoded')
     assert os.listdir(tmp_path / 'out') == []

@@ -10,7 +10,8 @@ from conftest import small_octave_cnn
 from octconv.train import score
 from octconv.utils import demo_data
 from octconv.utils.deploy import for_inference
-from octconv.utils.onnx_export import export_onnx, import_openvino
+from octconv.utils.onnx_export import export_onnx
+from octconv.utils.openvino_model import import_openvino
 from octconv.utils.openvino_model import OpenVINOBlock
 
 BATCH = 40

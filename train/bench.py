@@ -40,11 +40,11 @@ import json
 import os
 import statistics
 import sys
-import time
 
 from .cli import add_model_args, finish_model_args, input_shape, model_symbol
 from .machine import describe_machine, machine_line
 from .models import build_model, default_model, inference_graph, is_video_model, video_frames
+from .timing import PROFILED_RUNS, Candidate, time_rounds
 from ..utils.octave import GRAPHS
 from ..utils.deploy import check_mxnet_int8
 from ..utils.flops import count_symbol
@@ -63,39 +63,6 @@ INT8_TARGETS = {0.125: 1.00, 0.25: 0.85, 0.5: 0.65, 0.75: 0.55}
 _DEPLOY_STEPS = {'mkldnn-fusion': dict(fold=False, rewrite=False, merge=False),
                  'bn-fold': dict(rewrite=False, merge=False), 'unmerged': dict(merge=False),
                  'for_inference': {}}
-
-
-def _memory_mb(field):
-    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MB."""
-    with open('/proc/self/status') as handle:
-        for line in handle:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
-
-
-def _peak_rss_reset():
-    """Reset the peak to the current RSS; returns the current RSS (MB)."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as handle:
-            handle.write('5')
-    except OSError:
-        pass
-    return _memory_mb('VmRSS')
-
-
-class _Candidate:
-    """One runnable model: a name, a ratio, and callables for inference and training."""
-
-    def __init__(self, label, ratio, infer, train=None):
-        self.label, self.ratio, self.infer, self.train = label, ratio, infer, train
-        self.times, self.train_times, self.peak = {}, [], 0.
-        self.graphs = {}         # batch -> the graph for_inference chose ('merge' auto)
-        self.profile = None      # {operator: ms per run} at the first batch size (--profile)
-
-    def release(self):
-        """Drop the model (its callables hold it); the timings stay."""
-        self.infer = self.train = None
 
 
 def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
@@ -150,7 +117,7 @@ def _gluon_candidates(args, ratio, batch_sizes, mx, graph, chosen):
             nets[batch](inputs[batch]).wait_to_read()
         label = 'ratio %g%s%s%s' % (ratio, '' if graph == 'optimized' else ' ' + graph, suffix,
                                     ' int8' if args.dtype == 'int8' else '')
-        cand = _Candidate(label, ratio, infer, train_step if not suffix else None)
+        cand = Candidate(label, ratio, infer, train_step if not suffix else None)
         if suffix == VARIANTS['for_inference']:
             cand.graphs = {batch: net.inference_graph for batch, net in nets.items()}
         candidates.append(cand)
@@ -239,100 +206,17 @@ def _time_onnx_files(args, ratios, mx):
         plan_path = os.path.join(folder, 'plan.json')
         with open(plan_path, 'w') as handle:
             json.dump(plan, handle)
-        subprocess.run([sys.executable, '-m', 'octconv.train.bench', '--time-files',
-                        plan_path], check=True)
+        subprocess.run([sys.executable, '-m', 'octconv.train.timing', plan_path], check=True)
         with open(plan_path + '.times') as handle:
             timed = json.load(handle)
     candidates = []
     for model, result in zip(plan['models'], timed):
-        cand = _Candidate(model['label'], model['ratio'], None)
+        cand = Candidate(model['label'], model['ratio'], None)
         cand.times = {int(b): t for b, t in result['times'].items()}
         cand.profile = result.get('profile')
         cand.peak = None               # sessions opened and closed: no model's own figure
         candidates.append(cand)
     return candidates
-
-
-def _time_files(plan_path):
-    """The child of :func:`_time_onnx_files`: time the planned files, write the times."""
-    import numpy as np
-    with open(plan_path) as handle:
-        plan = json.load(handle)
-    args = argparse.Namespace(**{k: plan[k] for k in ('threads', 'warmup', 'repeats', 'inner',
-                                                       'batch_sizes', 'dtype')}, train_batch=0)
-    opener = (_openvino_opener if plan['runtime'] == 'openvino' else _onnxruntime_opener)(args)
-    model_in_turn = _OneAtATime(opener)
-    size = plan['size']
-    inputs = {b: np.random.uniform(size=(b, 3, size, size)).astype('float32')
-              for b in args.batch_sizes}
-    candidates = []
-    for model in plan['models']:
-        def infer(batch, files=model['files']):
-            model_in_turn(files[str(batch)], inputs[batch])
-        candidates.append(_Candidate(model['label'], model['ratio'], infer))
-    _time_rounds(candidates, args)
-    if plan.get('profile'):
-        profile = (_onnxruntime_profile if plan['runtime'] == 'onnxruntime' else
-                   _openvino_profile)
-        for cand, model in zip(candidates, plan['models']):
-            batch = args.batch_sizes[0]
-            cand.profile = profile(model['files'][str(batch)], inputs[batch], args)
-    with open(plan_path + '.times', 'w') as handle:
-        json.dump([{'times': c.times, 'profile': c.profile} for c in candidates], handle)
-    return 0
-
-
-PROFILED_RUNS = 10
-
-
-def _openvino_profile(path, x, args):
-    """``{node type: ms per run}`` of ``path`` on ``x`` by OpenVINO's performance counters,
-    over PROFILED_RUNS runs after two that are left out; a type's name carries the kernel
-    it ran (``Convolution brgconv_avx512_amx_1x1_I8``)."""
-    from ..utils.onnx_export import import_openvino
-    from ..utils.openvino_model import openvino_config
-    core = import_openvino().Core()
-    config = dict(openvino_config(args.threads, 'float32' if args.dtype == 'int8'
-                                  else args.dtype), PERF_COUNT='YES')
-    request = core.compile_model(core.read_model(path), 'CPU', config).create_infer_request()
-    totals = {}
-    for run in range(PROFILED_RUNS + 2):
-        request.infer({0: x})
-        if run < 2:
-            continue
-        for node in request.profiling_info:
-            if node.status == node.Status.EXECUTED:
-                key = '%s %s' % (node.node_type, node.exec_type)
-                totals[key] = totals.get(key, 0.) + \
-                    node.real_time.total_seconds() * 1000. / PROFILED_RUNS
-    return totals
-
-
-def _onnxruntime_profile(path, x, args):
-    """``{operator type: ms per run}`` of ``path`` on ``x`` by onnxruntime's profiler: its
-    kernels' times over PROFILED_RUNS runs, after two (the first runs of a session
-    allocate) that are left out."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.splitext(path)[0] + '-profile'
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    name = session.get_inputs()[0].name
-    for _ in range(PROFILED_RUNS + 2):
-        session.run(None, {name: x})
-    trace = session.end_profiling()
-    with open(trace) as handle:
-        events = json.load(handle)
-    os.remove(trace)
-    runs = sorted(e['ts'] for e in events if e.get('name') == 'model_run')
-    totals = {}
-    for event in events:
-        if event.get('cat') == 'Node' and event['name'].endswith('_kernel_time') and \
-                event['ts'] >= runs[2]:
-            op = event['args']['op_name']
-            totals[op] = totals.get(op, 0.) + event['dur'] / 1000. / PROFILED_RUNS
-    return totals
 
 
 def _mxnet_profile(cand, batch):
@@ -353,54 +237,6 @@ def _mxnet_profile(cand, batch):
             if op not in ('WaitForVar', 'DeleteVariable')}
 
 
-class _OneAtATime:
-    """Runs ONNX files with at most one open: each is opened for its turn, in every round.
-
-    So the timed model's threads are the only ones, with the runtime's defaults, as
-    deployed. With every onnxruntime session open, 2 runs of 5 had the octave models at
-    batch 1 20-30% slower (idle sessions' threads spin between operators); with spinning
-    turned off, every run had them 5% slower than this (vanilla 1-2%)."""
-
-    def __init__(self, opener):
-        self.opener, self.path, self.run = opener, None, None
-
-    def __call__(self, path, x):
-        if path != self.path:
-            self.path = self.run = None          # the previous session and its threads go
-            self.run = self.opener(path)
-            for _ in range(2):                   # the first runs allocate
-                self.run(x)
-            self.path = path
-        return self.run(x)
-
-
-def _onnxruntime_opener(args):
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-
-    def open_file(path):
-        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})
-    return open_file
-
-
-def _openvino_opener(args):
-    from ..utils.onnx_export import import_openvino
-    from ..utils.openvino_model import openvino_config
-    openvino = import_openvino()
-    core = openvino.Core()
-    # the dtype asked for (an INT8 file's own operators decide its precision), threads
-    # pinned to cores, as for a latency-bound deployment
-    config = openvino_config(args.threads, 'float32' if args.dtype == 'int8' else args.dtype)
-
-    def open_file(path):
-        request = core.compile_model(core.read_model(path), 'CPU', config).create_infer_request()
-        return lambda x: request.infer({0: x})
-    return open_file
-
-
 def _model(args, ratio, data_shape=None, graph='optimized'):
     """The benchmarked model at ``ratio`` (0 is vanilla)."""
     return build_model(args.api, args.model, args.depth, ratio, data_shape=data_shape,
@@ -418,30 +254,6 @@ def _shape(args, batch):
     if is_video_model(args.api, args.model):
         return (batch, 3, video_frames(args.model, args.frames), size, size)
     return (batch, 3, size, size)
-
-
-def _time_rounds(candidates, args):
-    """Warm every candidate up, then time them in interleaved rounds (see the module)."""
-    for cand in candidates:                    # warm-up: graph building, memory planning
-        for _ in range(args.warmup):
-            for batch in args.batch_sizes:
-                cand.infer(batch)
-        if cand.train and args.train_batch:
-            cand.train()
-    for _ in range(args.repeats):               # interleaved rounds
-        for cand in candidates:
-            resident = _peak_rss_reset()
-            for batch in args.batch_sizes:
-                cand.infer(batch)               # back in the caches after the other models
-                for _ in range(args.inner):
-                    start = time.perf_counter()
-                    cand.infer(batch)
-                    cand.times.setdefault(batch, []).append(time.perf_counter() - start)
-            if cand.train and args.train_batch:
-                start = time.perf_counter()
-                cand.train()
-                cand.train_times.append(time.perf_counter() - start)
-            cand.peak = max(cand.peak, _memory_mb('VmHWM') - resident)
 
 
 def main(argv=None):
@@ -477,10 +289,7 @@ def main(argv=None):
                         '(MXNet: its profiler, with bulk execution off for the whole run; '
                         'onnxruntime: its profiler; OpenVINO: its performance counters), '
                         'printed and in the JSON lines')
-    parser.add_argument('--time-files', help=argparse.SUPPRESS)   # the ONNX timing child
     args = parser.parse_args(argv)
-    if args.time_files:
-        return _time_files(args.time_files)
     args.model = args.model or default_model(args.api)
     try:
         finish_model_args(args)
@@ -561,7 +370,7 @@ def _bench(args):
             group = [cand for ratio in ratios for graph in args.graphs
                      for cand in _gluon_candidates(args, ratio, args.batch_sizes, mx, graph,
                                                    [variant])]
-            _time_rounds(group, args)
+            time_rounds(group, args)
             for cand in group:
                 if args.profile:
                     cand.profile = _mxnet_profile(cand, args.batch_sizes[0])

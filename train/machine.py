@@ -45,7 +45,22 @@ def cpu_description(cpuinfo='/proc/cpuinfo'):
 
 def onednn_description(python=sys.executable, timeout=120):
     """``{'onednn', 'onednn_isa'}``: the oneDNN version inside MXNet and the ISA it runs on
-    this CPU, read from ``DNNL_VERBOSE`` in a child process; empty if it cannot be read."""
+    this CPU, read from ``DNNL_VERBOSE`` in a child process; empty if it cannot be read.
+    Read once per ``python`` in a process (the child takes seconds, and neither the CPU
+    nor that interpreter's MXNet changes while a process runs); an empty answer is asked
+    again."""
+    if python not in _ONEDNN_READ:
+        found = _read_onednn(python, timeout)
+        if not found:
+            return found
+        _ONEDNN_READ[python] = found
+    return dict(_ONEDNN_READ[python])
+
+
+_ONEDNN_READ = {}                # python -> what _read_onednn found
+
+
+def _read_onednn(python, timeout):
     env = dict(os.environ, DNNL_VERBOSE='1', MKLDNN_VERBOSE='1', OMP_NUM_THREADS='1')
     try:
         done = subprocess.run([python, '-c', _PROBE], env=env, capture_output=True, text=True,

@@ -30,7 +30,7 @@ from .deploy import (_int8_checks, drop_noop_crops, fold_batchnorm, merge_summed
                      pooling_as_convolution, upsampling_first)
 
 __all__ = ['export_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime',
-           'onnx_weights_as_constants', 'import_openvino', 'check_int8_export']
+           'onnx_weights_as_constants', 'check_int8_export']
 
 # The opset of the operators MXNet 1.9.1's exporter writes.
 EXPORTER_OPSET = 13
@@ -277,21 +277,3 @@ def _weights_as_constants(model):
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-
-
-def import_openvino():
-    """The ``openvino`` module, imported with OpenVINO's telemetry declined for this process.
-
-    OpenVINO sends telemetry at import unless the user opted out, from a worker thread
-    that forks a process; a fork from a thread while MXNet's engine runs aborts the
-    whole process ("Fatal Python error: Aborted"). The consent check is answered
-    "declined" here, in this process only; nothing is written to the user's files.
-    """
-    try:
-        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
-    except ImportError:             # an OpenVINO without its telemetry package
-        pass
-    else:
-        OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
-    import openvino
-    return openvino

@@ -7,12 +7,28 @@ CPUs that have bfloat16 instructions (AVX-512 BF16: AMD Zen 4 and later, Intel C
 Lake; AMX: Intel Sapphire Rapids and later). Elsewhere OpenVINO would fall back to
 float32 without a word: :func:`check_bfloat16` refuses instead.
 """
-from .onnx_export import import_openvino
-
-__all__ = ['PRECISIONS', 'openvino_config', 'check_bfloat16', 'OpenVINOBlock']
+__all__ = ['PRECISIONS', 'import_openvino', 'openvino_config', 'check_bfloat16', 'OpenVINOBlock']
 
 # octconv's dtype names and OpenVINO's precision hints.
 PRECISIONS = {'float32': 'f32', 'bfloat16': 'bf16'}
+
+
+def import_openvino():
+    """The ``openvino`` module, imported with OpenVINO's telemetry declined for this process.
+
+    OpenVINO sends telemetry at import unless the user opted out, from a worker thread
+    that forks a process; a fork from a thread while MXNet's engine runs aborts the
+    whole process ("Fatal Python error: Aborted"). The consent check is answered
+    "declined" here, in this process only; nothing is written to the user's files.
+    """
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:             # an OpenVINO without its telemetry package
+        pass
+    else:
+        OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    import openvino
+    return openvino
 
 
 def openvino_config(threads=None, dtype='float32'):
