@@ -61,6 +61,13 @@ def test_user_docs_hold_no_work_history_and_the_readme_stays_short():
     assert len((ROOT / 'README.md').read_text().splitlines()) <= 220
 
 
+def test_every_file_the_docs_name_exists():
+    named = {match for path in DOCS for match in re.findall(
+        r'`((?:test|docs|studies|train|utils|gluon|symbol|results)/[\w/.-]+\.\w+)`',
+        path.read_text())}
+    assert named and not sorted(name for name in named if not (ROOT / name).is_file())
+
+
 def test_the_readme_shows_the_flop_count_make_demo_prints(capsys):
     """The FLOP count the README quotes is what the Makefile's octconv-flops command prints
     for the model the demo trains."""
