@@ -229,6 +229,41 @@ def accuracy_record(folder=os.path.join(ROOT, 'results', 'scores')):
     return '\n'.join(lines)
 
 
+def onednn_floor(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
+    """The kept runs of ``studies/onednn_floor/run.py``: octave ResNet-50's convolution layers
+    run as oneDNN 3 primitives, fused into the fewest calls: the fastest run over vanilla's
+    fastest, per ISA oneDNN was limited to, batch, and with or without the poolings and
+    upsamplings; beside the INT8 targets and the convolutions' FLOP ratios."""
+    from octconv.train.bench import INT8_TARGETS
+    ratios = sorted(INT8_TARGETS)
+    rows = []
+    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
+        with open(path) as handle:
+            rows += [dict(json.loads(line), file=os.path.basename(path))
+                     for line in handle if line.strip()]
+    if not rows:
+        return 'No kept run yet.'
+    flops = {row['ratio']: row['conv_flop_ratio'] for row in rows}
+    lines = ['| CPU | oneDNN limited to | batch | calls | %s | vanilla | run |' % ' | '.join(
+        'ratio %g' % r for r in ratios), '|---|---|---|---|%s---|---|' % ('---|' * len(ratios)),
+        '| target | | | | %s | | |' % ' | '.join('%.2f' % INT8_TARGETS[r] for r in ratios),
+        '| convolution FLOPs | | | | %s | | |' % ' | '.join('%.2f' % flops[r] for r in ratios)]
+    groups = {}
+    for row in rows:
+        groups.setdefault((row['file'], row['isa_limit'], row['batch'],
+                           row['convolutions_only']), []).append(row)
+    for (name, isa, batch, only), group in groups.items():
+        cells = {row['ratio']: '%.2f' % row['min_time_ratio'] for row in group}
+        vanilla = next(row for row in group if row['ratio'] == 0)
+        octave = next(row for row in group if row['ratio'])
+        lines.append('| %s | %s | %d | %s | %s | %.1f ms | `%s` |' % (
+            _cpu(vanilla['machine']), isa, batch,
+            '%d / %d%s' % (vanilla['calls'], octave['calls'],
+                           ', convolutions only' if only else ''),
+            ' | '.join(cells.get(r, '') for r in ratios), vanilla['min_ms'], name))
+    return '\n'.join(lines)
+
+
 def video_flops():
     """Table 8 beside the counted FLOPs of GluonCV's networks, with both placements."""
     from octconv.train.flops_report import video_rows
@@ -262,7 +297,7 @@ def sections():
             'profiles': profiles([(n, r) for n, r in runs if _profiled(r)]),
             'released-models': released_models(), 'flops-released': flops_released(),
             'gluoncv-not-converted': gluoncv_not_converted(), 'video-flops': video_flops(),
-            'accuracy-record': accuracy_record()}
+            'accuracy-record': accuracy_record(), 'onednn-floor': onednn_floor()}
 
 
 def documents():

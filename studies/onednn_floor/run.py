@@ -1,0 +1,193 @@
+"""The floor of a fused INT8 octave layer: how fast octave ResNet-50's convolutions can run on
+oneDNN 3.x against vanilla's, with no operator but the convolutions and the fewest calls.
+
+    .venv/bin/python studies/onednn_floor/run.py [--out FILE.jsonl]
+
+(with octconv installed: make demo or make test build .venv). It writes each convolution
+layer of octconv's ``resnet50_v1b`` at 224 px, at ratio 0 and at each octave ratio, as read
+from the exported graph; installs oneDNN 3.2 from PyPI (``onednn-cpu-gomp``,
+``onednn-devel-cpu-gomp``) into ``build/`` beside this file; compiles ``floor.cpp``; and times
+the networks interleaved, at batch 1 and 16 with 2 threads, with each instruction set that
+oneDNN can be limited to on this CPU (``ONEDNN_MAX_CPU_ISA``: AVX2, AVX-512 with VNNI, AMX).
+Each network runs as built and with its convolutions only (``convolutions_only``: no
+pooling or upsampling). One JSON line per ISA, batch, mode and ratio (the median and the
+fastest time, their ratios to vanilla's, the convolution FLOP ratio, calls), each with the CPU record of ``octconv-bench``,
+into ``results/onednn-floor/``; ``docs/generate.py`` makes the table of ``docs/design.md``
+from the kept files.
+"""
+import argparse
+import datetime
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import venv
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.path.join(HERE, 'build')
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'results', 'onednn-floor')
+ONEDNN = ['onednn-cpu-gomp==2023.2.0', 'onednn-devel-cpu-gomp==2023.2.0']
+RATIOS = (0.0, 0.125, 0.25, 0.5, 0.75)
+PATH = re.compile(r'^(.*)-(h2h|h2l|l2h|l2l)$')
+# oneDNN's ISA limits, each run where the CPU has the flags it needs.
+ISAS = (('AVX2', ('avx2',)), ('AVX512_CORE_VNNI', ('avx512_vnni',)),
+        ('AVX512_CORE_AMX', ('amx_int8',)))
+
+
+def convolution_layers(ratio, size=224):
+    """The convolution layers of octconv's Gluon ``resnet50_v1b`` at ``ratio``, from its exported
+    graph at ``size``: ``[(name, k, stride, pad, chi, cli, coh, col, hh, hl, ph, phl, pll)]``,
+    the fields of ``floor.cpp`` (high/low channels in and out, the high/low input sides, the
+    pooling factors of the inputs that high-to-high, high-to-low and low-to-low read; 0 where
+    a path is absent)."""
+    from octconv.gluon import get_model
+    from octconv.utils.flops import infer_shape, node_shapes
+    net = get_model('resnet50_v1b', ratio=ratio)
+    net.initialize()
+    symbol, _ = net.export_graph(data_shape=(1, 3, size, size))
+    internals = symbol.get_internals()
+    _, out_shapes, _ = infer_shape(internals, data=(1, 3, size, size))
+    nodes = json.loads(symbol.tojson())['nodes']
+    shapes = node_shapes(nodes, internals.list_outputs(), out_shapes)
+
+    def source(node):
+        """(shape of the map a convolution reads, its pooling factor), through average
+        poolings (the octave layers'; a max pooling is the network's own)."""
+        index, slot, _ = node['inputs'][0]
+        shape = before = shapes[(index, slot)]
+        while nodes[index]['op'] == 'Pooling' and \
+                nodes[index]['attrs'].get('pool_type') == 'avg':
+            index, slot, _ = nodes[index]['inputs'][0]
+            before = shapes[(index, slot)]
+        return before, before[2] // shape[2]
+
+    layers = {}
+    for index, node in enumerate(nodes):
+        if node['op'] != 'Convolution':
+            continue
+        match = PATH.match(node['name'])
+        name, path = (match.group(1), match.group(2)) if match else (node['name'], 'h2h')
+        attrs = node['attrs']
+        read, factor = source(node)
+        layer = layers.setdefault(name, dict(
+            k=int(attrs['kernel'].strip('()').split(',')[0]),
+            stride=int((attrs.get('stride') or '(1,)').strip('()').split(',')[0]),
+            pad=int((attrs.get('pad') or '(0,)').strip('()').split(',')[0]),
+            chi=0, cli=0, coh=0, col=0, hh=0, hl=0, ph=1, phl=0, pll=1))
+        out = shapes[(index, 0)][1]
+        if path[0] == 'h':
+            layer['chi'], layer['hh'] = read[1], read[2]
+        else:
+            layer['cli'], layer['hl'] = read[1], read[2]
+        if path[2] == 'h':
+            layer['coh'] = out
+        else:
+            layer['col'] = out
+        if path == 'l2h':
+            if factor != 1:
+                raise ValueError('%s reads a pooled low map: floor.cpp has no such layer'
+                                 % node['name'])
+        else:
+            layer[{'h2h': 'ph', 'h2l': 'phl', 'l2l': 'pll'}[path]] = factor
+    return [(name,) + tuple(layer[key] for key in ('k', 'stride', 'pad', 'chi', 'cli', 'coh',
+                                                   'col', 'hh', 'hl', 'ph', 'phl', 'pll'))
+            for name, layer in layers.items()]
+
+
+def convolution_macs(layers):
+    """Multiply-adds of ``layers`` (as :func:`convolution_layers` gives them) per image."""
+    total = 0
+    for _, k, stride, pad, chi, cli, coh, col, hh, hl, ph, phl, pll in layers:
+        def side(size):
+            return (size + 2 * pad - k) // stride + 1
+        if coh:
+            total += chi * coh * k * k * side(hh // ph) ** 2
+            total += cli * coh * k * k * side(hl) ** 2
+        if col:
+            total += chi * col * k * k * side(hh // phl) ** 2 if phl else 0
+            total += cli * col * k * k * side(hl // pll) ** 2
+    return total
+
+
+def onednn_prefix():
+    """A venv under build/ with oneDNN 3.2's library and headers (made once)."""
+    prefix = os.path.join(BUILD, 'onednn')
+    if not os.path.exists(os.path.join(prefix, 'include', 'oneapi', 'dnnl', 'dnnl.hpp')):
+        venv.create(prefix, with_pip=True)
+        subprocess.run([os.path.join(prefix, 'bin', 'python'), '-m', 'pip', 'install',
+                        '--quiet', '--no-deps'] + ONEDNN, check=True)
+    return prefix
+
+
+def compile_floor(prefix):
+    binary = os.path.join(BUILD, 'floor')
+    subprocess.run(['g++', '-O3', '-march=native', '-fopenmp', '-std=c++17',
+                    os.path.join(HERE, 'floor.cpp'), '-I', os.path.join(prefix, 'include'),
+                    '-L', os.path.join(prefix, 'lib'), '-ldnnl',
+                    '-Wl,-rpath,' + os.path.join(prefix, 'lib'), '-o', binary], check=True)
+    return binary
+
+
+def main(argv=None):
+    from octconv.train.machine import cpu_description
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--out', help='the JSON lines file (default: results/onednn-floor/'
+                        'DATE_VENDOR-fFAMILYmMODEL.jsonl)')
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
+    parser.add_argument('--rounds', type=int, default=20,
+                        help='timed rounds at batch 1 (a third of them, at least 5, above)')
+    parser.add_argument('--threads', type=int, default=2)
+    args = parser.parse_args(argv)
+    cpu = cpu_description()
+    os.makedirs(BUILD, exist_ok=True)
+    binary = compile_floor(onednn_prefix())
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        files, macs = [], []
+        for ratio in RATIOS:
+            layers = convolution_layers(ratio)
+            path = os.path.join(folder, 'ratio-%s.txt' % ratio)
+            with open(path, 'w') as handle:
+                handle.writelines(' '.join(map(str, layer)) + '\n' for layer in layers)
+            files.append(path)
+            macs.append(convolution_macs(layers))
+        for isa, flags in ISAS:
+            if not set(flags) <= set(cpu['isa']):
+                continue
+            for batch, only in itertools.product(args.batch_sizes, (False, True)):
+                env = dict(os.environ, ONEDNN_MAX_CPU_ISA=isa, OMP_NUM_THREADS=str(args.threads),
+                           OMP_PROC_BIND='true')
+                rounds = args.rounds if batch == 1 else max(5, args.rounds // 3)
+                done = subprocess.run([binary] + ['--convolutions-only'] * only +
+                                      [str(batch), str(rounds)] + files, env=env,
+                                      capture_output=True, text=True, check=True)
+                timed = [json.loads(line) for line in done.stdout.splitlines()]
+                for ratio, mac, result in zip(RATIOS, macs, timed):
+                    if result['macs_per_image'] != mac:      # floor.cpp built other layers
+                        raise RuntimeError('ratio %s: floor.cpp counts %d multiply-adds, the '
+                                           'graph %d' % (ratio, result['macs_per_image'], mac))
+                    rows.append(dict(study='onednn-floor', model='resnet50_v1b', input=224,
+                                     isa_limit=isa, convolutions_only=only, ratio=ratio,
+                                     batch=batch, ms=result['ms'], min_ms=result['min_ms'],
+                                     time_ratio=result['ms'] / timed[0]['ms'],
+                                     min_time_ratio=result['min_ms'] / timed[0]['min_ms'],
+                                     conv_flop_ratio=mac / macs[0], calls=result['calls'],
+                                     machine=dict(cpu, threads=args.threads, onednn='v3.2.0')))
+                    print(json.dumps(rows[-1]), flush=True)
+    vendor = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd'}.get(cpu['vendor'], 'cpu')
+    out = args.out or os.path.join(RESULTS, '%s_%s-f%sm%s.jsonl' % (
+        datetime.date.today().isoformat(), vendor, cpu['family'], cpu['model']))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + '.part', 'w') as handle:
+        handle.writelines(json.dumps(row) + '\n' for row in rows)
+    os.replace(out + '.part', out)
+    print('written: %s' % out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
