@@ -50,7 +50,9 @@ class Candidate:
 
 
 def time_rounds(candidates, args):
-    """Warm every candidate up, then time them in interleaved rounds (see the module)."""
+    """Warm every candidate up, then time them in interleaved rounds (the method:
+    :mod:`octconv.train.bench`); each candidate's ``times`` ({batch: [seconds]}),
+    ``train_times`` and ``peak`` (MB) fill in."""
     for cand in candidates:                    # warm-up: graph building, memory planning
         for _ in range(args.warmup):
             for batch in args.batch_sizes:
@@ -147,6 +149,8 @@ class OneAtATime:
 
 
 def onnxruntime_opener(args):
+    """``open_file(path)``: an onnxruntime session of ``path`` on the CPU with ``args.threads``
+    threads, as a callable of one input array."""
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -159,6 +163,8 @@ def onnxruntime_opener(args):
 
 
 def openvino_opener(args):
+    """``open_file(path)``: ``path`` compiled by OpenVINO for the CPU (``args.threads``, the
+    precision of ``args.dtype``), as a callable of one input array."""
     from ..utils.openvino_model import import_openvino, openvino_config
     openvino = import_openvino()
     core = openvino.Core()
