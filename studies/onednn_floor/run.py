@@ -132,7 +132,6 @@ def compile_floor(prefix):
 
 
 def main(argv=None):
-    from octconv.train.machine import cpu_description
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', help='the JSON lines file (default: results/onednn-floor/'
@@ -142,6 +141,18 @@ def main(argv=None):
                         help='timed rounds at batch 1 (a third of them, at least 5, above)')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args(argv)
+    try:
+        return _study(args)
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as err:
+        # a failed install, compile or run: one line naming it, exit 2 (the child's own
+        # message is on standard error above)
+        print('error: %s' % err, file=sys.stderr)
+        return 2
+
+
+def _study(args):
+    """Build, run and keep the study for ``args`` (see the module); 0."""
+    from octconv.train.machine import cpu_description
     cpu = cpu_description()
     os.makedirs(BUILD, exist_ok=True)
     binary = compile_floor(onednn_prefix())
@@ -164,7 +175,7 @@ def main(argv=None):
                 rounds = args.rounds if batch == 1 else max(5, args.rounds // 3)
                 done = subprocess.run([binary] + ['--convolutions-only'] * only +
                                       [str(batch), str(rounds)] + files, env=env,
-                                      capture_output=True, text=True, check=True)
+                                      stdout=subprocess.PIPE, text=True, check=True)
                 timed = [json.loads(line) for line in done.stdout.splitlines()]
                 for ratio, mac, result in zip(RATIOS, macs, timed):
                     if result['macs_per_image'] != mac:      # floor.cpp built other layers
