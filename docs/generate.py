@@ -229,6 +229,15 @@ def accuracy_record(folder=os.path.join(ROOT, 'results', 'scores')):
     return '\n'.join(lines)
 
 
+def _floor_rows(folder):
+    rows = []
+    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
+        with open(path) as handle:
+            rows += [dict(json.loads(line), file=os.path.basename(path))
+                     for line in handle if line.strip()]
+    return rows
+
+
 def onednn_floor(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
     """The kept runs of ``studies/onednn_floor/run.py``: octave ResNet-50's convolution layers
     run as oneDNN 3 primitives, fused into the fewest calls: the fastest run over vanilla's
@@ -236,11 +245,7 @@ def onednn_floor(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
     upsamplings; beside the INT8 targets and the convolutions' FLOP ratios."""
     from octconv.train.bench import INT8_TARGETS
     ratios = sorted(INT8_TARGETS)
-    rows = []
-    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
-        with open(path) as handle:
-            rows += [dict(json.loads(line), file=os.path.basename(path))
-                     for line in handle if line.strip()]
+    rows = [row for row in _floor_rows(folder) if row['study'] == 'onednn-floor']
     if not rows:
         return 'No kept run yet.'
     flops = {row['ratio']: row['conv_flop_ratio'] for row in rows}
@@ -261,6 +266,39 @@ def onednn_floor(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
             '%d / %d%s' % (vanilla['calls'], octave['calls'],
                            ', convolutions only' if only else ''),
             ' | '.join(cells.get(r, '') for r in ratios), vanilla['min_ms'], name))
+    return '\n'.join(lines)
+
+
+def onednn_floor_layers(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
+    """The same study layer by layer (batch 1, convolutions only, the kept ratio): each layer
+    shape's octave convolutions' time over vanilla's same layers, per ISA, beside the FLOP
+    ratio; layers of the same shape together."""
+    rows = [row for row in _floor_rows(folder) if row['study'] == 'onednn-floor-layers']
+    if not rows:
+        return 'No kept run yet.'
+    isas = list(dict.fromkeys(row['isa_limit'] for row in rows))
+    shapes = {}
+    for row in rows:
+        f = row['fields']
+        key = (f['k'], f['chi'], f['cli'], f['coh'], f['col'], f['hh'], f['ph'])
+        shape = shapes.setdefault(key, dict(names=[], flops=row['conv_flop_ratio'], isa={}))
+        if row['layer'] not in shape['names']:
+            shape['names'].append(row['layer'])
+        times = shape['isa'].setdefault(row['isa_limit'], [0., 0.])
+        times[0] += row['ms']
+        times[1] += row['vanilla_ms']
+    lines = ['At ratio %g, %s, batch 1, 2 threads: a layer\'s octave convolutions over the '
+             'same layer\'s in vanilla (layers of one shape summed).' % (
+                 rows[0]['ratio'], _cpu(rows[0]['machine'])), '',
+             '| layers | kernel | channels in (high + low) | out (high + low) | high side | '
+             'FLOP ratio | %s |' % ' | '.join(isas), '|---|---|---|---|---|---|%s' % (
+                 '---|' * len(isas))]
+    for (k, chi, cli, coh, col, hh, ph), shape in shapes.items():
+        name = shape['names'][0] + (' and %d more' % (len(shape['names']) - 1)
+                                    if len(shape['names']) > 1 else '')
+        lines.append('| `%s` | %dx%d | %d + %d | %d + %d | %d | %.2f | %s |' % (
+            name, k, k, chi, cli, coh, col, hh // ph, shape['flops'], ' | '.join(
+                '%.2f' % (shape['isa'][isa][0] / shape['isa'][isa][1]) for isa in isas)))
     return '\n'.join(lines)
 
 
@@ -297,7 +335,8 @@ def sections():
             'profiles': profiles([(n, r) for n, r in runs if _profiled(r)]),
             'released-models': released_models(), 'flops-released': flops_released(),
             'gluoncv-not-converted': gluoncv_not_converted(), 'video-flops': video_flops(),
-            'accuracy-record': accuracy_record(), 'onednn-floor': onednn_floor()}
+            'accuracy-record': accuracy_record(), 'onednn-floor': onednn_floor(),
+            'onednn-floor-layers': onednn_floor_layers()}
 
 
 def documents():

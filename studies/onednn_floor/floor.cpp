@@ -2,14 +2,16 @@
 // run as oneDNN primitives in NHWC u8/s8, the octave ones in their fewest calls, with no
 // other operator. run.py writes the layers (from octconv's own graphs) and reads the output.
 //
-// Usage: floor [--convolutions-only] BATCH ROUNDS FILE...   (one FILE per network; each line:
+// Usage: floor [--convolutions-only] [--per-layer] BATCH ROUNDS FILE...
+// (one FILE per network; each line one layer:
 //   name k stride pad chi cli coh col hh hl ph phl pll
 // chi/cli: high/low input channels; coh/col: high/low output channels; hh/hl: the side of
 // the high/low input maps; ph: the pooling factor of the high input read by high-to-high
 // (1: none), phl: of the high input read by high-to-low, pll: of the low input read by
 // low-to-low). Prints one JSON line per FILE: {"file", "batch", "ms", "min_ms", "calls",
 // "macs_per_image"}: the median and the fastest of ROUNDS interleaved rounds (in each, every
-// network runs once untimed, then timed).
+// network runs once untimed, then timed, layer by layer); with --per-layer, then one line per
+// layer: {"file", "layer", "ms"}, its median.
 //
 // A layer's calls: a pooling of the high input where high-to-high reads it pooled; the low
 // output as ONE convolution over [high pooled | low (pooled)] (each pooling written straight
@@ -194,45 +196,81 @@ static std::vector<Layer> read_layers(const std::string &path) {
   return layers;
 }
 
+static double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
 int main(int argc, char **argv) {
-  if (argc > 1 && std::string(argv[1]) == "--convolutions-only") {
-    convolutions_only = true;
-    ++argv;
-    --argc;
+  bool per_layer = false;
+  for (; argc > 1 && argv[1][0] == '-' && argv[1][1] == '-'; ++argv, --argc) {
+    std::string flag = argv[1];
+    if (flag == "--convolutions-only") {
+      convolutions_only = true;
+    } else if (flag == "--per-layer") {
+      per_layer = true;
+    } else {
+      std::fprintf(stderr, "floor: unknown flag %s\n", argv[1]);
+      return 2;
+    }
   }
   if (argc < 4) {
-    std::fprintf(stderr, "usage: floor [--convolutions-only] BATCH ROUNDS FILE...\n");
+    std::fprintf(stderr, "usage: floor [--convolutions-only] [--per-layer] BATCH ROUNDS "
+                         "FILE...\n");
     return 2;
   }
   memory::dim batch = std::atoi(argv[1]);
   int rounds = std::atoi(argv[2]);
-  std::vector<std::vector<Call>> networks;
-  std::vector<long long> macs;
+  struct Network {
+    std::vector<std::string> names;           // a layer's name
+    std::vector<std::vector<Call>> layers;    // its calls
+    std::vector<std::vector<double>> times;   // its time in each timed round (ms)
+    std::vector<double> totals;               // the network's time in each timed round
+    long long macs = 0;
+    size_t calls = 0;
+  };
+  std::vector<Network> networks;
   for (int i = 3; i < argc; ++i) {
-    networks.emplace_back();
+    Network net;
     macs_per_image = 0;
-    for (const Layer &l : read_layers(argv[i])) add_layer(l, batch, networks.back());
-    auto &calls = networks.back();
-    calls.erase(std::remove(calls.begin(), calls.end(), nullptr), calls.end());
-    macs.push_back(macs_per_image);
+    for (const Layer &l : read_layers(argv[i])) {
+      std::vector<Call> calls;
+      add_layer(l, batch, calls);
+      calls.erase(std::remove(calls.begin(), calls.end(), nullptr), calls.end());
+      net.calls += calls.size();
+      net.names.push_back(l.name);
+      net.layers.push_back(calls);
+    }
+    net.times.resize(net.layers.size());
+    net.macs = macs_per_image;
+    networks.push_back(std::move(net));
   }
-  std::vector<std::vector<double>> times(networks.size());
+  using clock = std::chrono::steady_clock;
   for (int round = 0; round < rounds + 2; ++round)   // two rounds of warm-up
-    for (size_t i = 0; i < networks.size(); ++i) {
-      for (auto &call : networks[i]) call();
+    for (Network &net : networks) {
+      for (auto &calls : net.layers)
+        for (auto &call : calls) call();
       queue.wait();
-      auto start = std::chrono::steady_clock::now();
-      for (auto &call : networks[i]) call();
-      queue.wait();
-      std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
-      if (round >= 2) times[i].push_back(took.count());
+      double total = 0;
+      for (size_t l = 0; l < net.layers.size(); ++l) {
+        auto start = clock::now();
+        for (auto &call : net.layers[l]) call();
+        queue.wait();
+        std::chrono::duration<double, std::milli> took = clock::now() - start;
+        total += took.count();
+        if (round >= 2) net.times[l].push_back(took.count());
+      }
+      if (round >= 2) net.totals.push_back(total);
     }
   for (size_t i = 0; i < networks.size(); ++i) {
-    std::sort(times[i].begin(), times[i].end());
+    const Network &net = networks[i];
     std::printf("{\"file\": \"%s\", \"batch\": %ld, \"ms\": %.4f, \"min_ms\": %.4f, "
                 "\"calls\": %zu, \"macs_per_image\": %lld}\n", argv[i + 3],
-                static_cast<long>(batch), times[i][times[i].size() / 2], times[i][0],
-                networks[i].size(), macs[i]);
+                static_cast<long>(batch), median(net.totals),
+                *std::min_element(net.totals.begin(), net.totals.end()), net.calls, net.macs);
+    for (size_t l = 0; per_layer && l < net.layers.size(); ++l)
+      std::printf("{\"file\": \"%s\", \"layer\": \"%s\", \"ms\": %.4f}\n", argv[i + 3],
+                  net.names[l].c_str(), median(net.times[l]));
   }
   return 0;
 }

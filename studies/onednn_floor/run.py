@@ -1,5 +1,5 @@
-"""The floor of a fused INT8 octave layer: how fast octave ResNet-50's convolutions can run on
-oneDNN 3.x against vanilla's, with no operator but the convolutions and the fewest calls.
+"""The floor of a fused INT8 octave layer: how fast octave ResNet-50's convolution layers can
+run on oneDNN 3.x against vanilla's, in the fewest calls and with no other operator.
 
     .venv/bin/python studies/onednn_floor/run.py [--out FILE.jsonl]
 
@@ -11,9 +11,11 @@ the networks interleaved, at batch 1 and 16 with 2 threads, with each instructio
 oneDNN can be limited to on this CPU (``ONEDNN_MAX_CPU_ISA``: AVX2, AVX-512 with VNNI, AMX).
 Each network runs as built and with its convolutions only (``convolutions_only``: no
 pooling or upsampling). One JSON line per ISA, batch, mode and ratio (the median and the
-fastest time, their ratios to vanilla's, the convolution FLOP ratio, calls), each with the CPU record of ``octconv-bench``,
-into ``results/onednn-floor/``; ``docs/generate.py`` makes the table of ``docs/design.md``
-from the kept files.
+fastest time, their ratios to vanilla's, the convolution FLOP ratio, calls), and at batch 1
+one per layer of ratio 0.25 (``study`` ``onednn-floor-layers``: its convolutions' time
+against the same layer of vanilla's, and its FLOP ratio), each with the CPU record of
+``octconv-bench``, into ``results/onednn-floor/``; ``docs/generate.py`` makes the tables of
+``docs/design.md`` from the kept files.
 """
 import argparse
 import datetime
@@ -31,6 +33,7 @@ BUILD = os.path.join(HERE, 'build')
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'results', 'onednn-floor')
 ONEDNN = ['onednn-cpu-gomp==2023.2.0', 'onednn-devel-cpu-gomp==2023.2.0']
 RATIOS = (0.0, 0.125, 0.25, 0.5, 0.75)
+LAYER_RATIO = 0.25           # the ratio whose layers are kept one by one
 PATH = re.compile(r'^(.*)-(h2h|h2l|l2h|l2l)$')
 # oneDNN's ISA limits, each run where the CPU has the flags it needs.
 ISAS = (('AVX2', ('avx2',)), ('AVX512_CORE_VNNI', ('avx512_vnni',)),
@@ -131,6 +134,23 @@ def compile_floor(prefix):
     return binary
 
 
+def _layer_rows(lines, files, networks, common, ratio=LAYER_RATIO):
+    """One row per layer at ``ratio``: its convolutions' median time against the same layer
+    of vanilla's, beside its FLOP ratio, with ``common`` fields."""
+    def times(index):
+        return {line['layer']: line['ms'] for line in lines
+                if 'layer' in line and line['file'] == files[index]}
+    vanilla, octave = times(0), times(RATIOS.index(ratio))
+    rows = []
+    for name, layer in networks[RATIOS.index(ratio)].items():
+        flops = convolution_macs([layer]) / convolution_macs([networks[0][name]])
+        rows.append(dict(common, ratio=ratio, layer=name, fields=dict(zip(
+            ('k', 'stride', 'pad', 'chi', 'cli', 'coh', 'col', 'hh', 'hl', 'ph', 'phl', 'pll'),
+            layer[1:])), vanilla_ms=vanilla[name], ms=octave[name],
+            time_ratio=octave[name] / vanilla[name], conv_flop_ratio=flops))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,7 +178,7 @@ def _study(args):
     binary = compile_floor(onednn_prefix())
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        files, macs = [], []
+        files, macs, networks = [], [], []
         for ratio in RATIOS:
             layers = convolution_layers(ratio)
             path = os.path.join(folder, 'ratio-%s.txt' % ratio)
@@ -166,6 +186,7 @@ def _study(args):
                 handle.writelines(' '.join(map(str, layer)) + '\n' for layer in layers)
             files.append(path)
             macs.append(convolution_macs(layers))
+            networks.append({layer[0]: layer for layer in layers})
         for isa, flags in ISAS:
             if not set(flags) <= set(cpu['isa']):
                 continue
@@ -173,10 +194,18 @@ def _study(args):
                 env = dict(os.environ, ONEDNN_MAX_CPU_ISA=isa, OMP_NUM_THREADS=str(args.threads),
                            OMP_PROC_BIND='true')
                 rounds = args.rounds if batch == 1 else max(5, args.rounds // 3)
+                per_layer = only and batch == 1
                 done = subprocess.run([binary] + ['--convolutions-only'] * only +
+                                      ['--per-layer'] * per_layer +
                                       [str(batch), str(rounds)] + files, env=env,
                                       stdout=subprocess.PIPE, text=True, check=True)
-                timed = [json.loads(line) for line in done.stdout.splitlines()]
+                lines = [json.loads(line) for line in done.stdout.splitlines()]
+                timed = [line for line in lines if 'layer' not in line]
+                if per_layer:
+                    rows += _layer_rows(lines, files, networks, dict(
+                        study='onednn-floor-layers', model='resnet50_v1b', input=224,
+                        isa_limit=isa, convolutions_only=True, batch=1,
+                        machine=dict(cpu, threads=args.threads, onednn='v3.2.0')))
                 for ratio, mac, result in zip(RATIOS, macs, timed):
                     if result['macs_per_image'] != mac:      # floor.cpp built other layers
                         raise RuntimeError('ratio %s: floor.cpp counts %d multiply-adds, the '
