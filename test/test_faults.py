@@ -223,10 +223,10 @@ def test_sigterm_to_the_launcher_stops_every_child(tmp_path):
               'open(os.path.join(%r, str(os.getpid())), "w").close()\n'
               'time.sleep(600)  # %s\n' % (str(started), marker))
     started.mkdir()
-    code, _, err = _cli_process('octconv.train.launch', '-n', '2', '-s', '1', '--', sys.executable,
-                        '-c', worker, timeout=60,
-                        signal_after=(lambda: len(os.listdir(started)) >= 2, signal.SIGTERM),
-                        env={'OCTCONV_FAULT_MARKER': marker})    # inherited by every child
+    code, _, err = _cli_process(
+        'octconv.train.launch', '-n', '2', '-s', '1', '--', sys.executable, '-c', worker,
+        timeout=60, signal_after=(lambda: len(os.listdir(started)) >= 2, signal.SIGTERM),
+        env={'OCTCONV_FAULT_MARKER': marker})    # inherited by every child
     assert code == 128 + signal.SIGTERM, err
     assert 'SIGTERM received; stopping every process' in err and 'Traceback' not in err
     assert not leftovers(marker.encode())     # scheduler, server and both workers are gone
