@@ -217,35 +217,29 @@ def accuracy_record(folder=os.path.join(ROOT, 'results', 'scores')):
     what was scored, in which precision, on which data, and its top-1 and top-5."""
     lines = ['| scores | model | ratio | dtype | calibration | top-1 | top-5 | images | data '
              '| CPU |', '|---|---|---|---|---|---|---|---|---|---|']
-    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
-        with open(path) as handle:
-            for row in (json.loads(line) for line in handle if line.strip()):
-                calibration = '%s, %d batches' % (row['calib_mode'], row['calib_batches']) \
-                    if row.get('calib_mode') else ''
-                lines.append('| `%s` | %s-%s | %g | %s | %s | %.4f | %.4f | %d | %s | %s |' % (
-                    os.path.basename(path), row['network'], row['depth'], row['ratio'],
-                    row['dtype'], calibration, row['top1'], row['top5'], row['images'],
-                    row['data'], _cpu(row['machine'])))
+    for name, rows in load_runs(folder):
+        for row in rows:
+            calibration = '%s, %d batches' % (row['calib_mode'], row['calib_batches']) \
+                if row.get('calib_mode') else ''
+            lines.append('| `%s` | %s-%s | %g | %s | %s | %.4f | %.4f | %d | %s | %s |' % (
+                name, row['network'], row['depth'], row['ratio'], row['dtype'], calibration,
+                row['top1'], row['top5'], row['images'], row['data'], _cpu(row['machine'])))
     return '\n'.join(lines)
 
 
-def _floor_rows(folder):
-    rows = []
-    for path in sorted(glob.glob(os.path.join(folder, '*.jsonl'))):
-        with open(path) as handle:
-            rows += [dict(json.loads(line), file=os.path.basename(path))
-                     for line in handle if line.strip()]
-    return rows
+def floor_rows(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
+    """Every line of the kept runs of ``studies/onednn_floor/run.py``, with its ``file``."""
+    return [dict(row, file=name) for name, rows in load_runs(folder) for row in rows]
 
 
-def onednn_floor(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
-    """The kept runs of ``studies/onednn_floor/run.py``: octave ResNet-50's convolution layers
+def onednn_floor(rows):
+    """The kept runs of ``studies/onednn_floor/run.py`` (:func:`floor_rows`): octave ResNet-50's convolution layers
     run as oneDNN 3 primitives, fused into the fewest calls: the fastest run over vanilla's
     fastest, per ISA oneDNN was limited to, batch, and with or without the poolings and
     upsamplings; beside the INT8 targets and the convolutions' FLOP ratios."""
     from octconv.train.bench import INT8_TARGETS
     ratios = sorted(INT8_TARGETS)
-    rows = [row for row in _floor_rows(folder) if row['study'] == 'onednn-floor']
+    rows = [row for row in rows if row['study'] == 'onednn-floor']
     if not rows:
         return 'No kept run yet.'
     flops = {row['ratio']: row['conv_flop_ratio'] for row in rows}
@@ -269,11 +263,11 @@ def onednn_floor(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
     return '\n'.join(lines)
 
 
-def onednn_floor_layers(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
-    """The same study layer by layer (batch 1, convolutions only, the kept ratio): each layer
+def onednn_floor_layers(rows):
+    """The same study (:func:`floor_rows`) layer by layer (batch 1, convolutions only, the kept ratio): each layer
     shape's octave convolutions' time over vanilla's same layers, per ISA, beside the FLOP
     ratio; layers of the same shape together."""
-    rows = [row for row in _floor_rows(folder) if row['study'] == 'onednn-floor-layers']
+    rows = [row for row in rows if row['study'] == 'onednn-floor-layers']
     if not rows:
         return 'No kept run yet.'
     isas = list(dict.fromkeys(row['isa_limit'] for row in rows))
@@ -324,7 +318,7 @@ def gluoncv_not_converted():
 
 def sections():
     """``{section name: its text}`` as generated now."""
-    runs = load_runs()
+    runs, floor = load_runs(), floor_rows()
     timed = timed_runs(runs, 'float32') + timed_runs(runs, 'int8') + \
         timed_runs(runs, 'bfloat16')
     return {'speed-summary': speed_summary(timed_runs(runs, 'float32', threads=2)),
@@ -335,8 +329,8 @@ def sections():
             'profiles': profiles([(n, r) for n, r in runs if _profiled(r)]),
             'released-models': released_models(), 'flops-released': flops_released(),
             'gluoncv-not-converted': gluoncv_not_converted(), 'video-flops': video_flops(),
-            'accuracy-record': accuracy_record(), 'onednn-floor': onednn_floor(),
-            'onednn-floor-layers': onednn_floor_layers()}
+            'accuracy-record': accuracy_record(), 'onednn-floor': onednn_floor(floor),
+            'onednn-floor-layers': onednn_floor_layers(floor)}
 
 
 def documents():
