@@ -28,13 +28,18 @@ import sys
 import tempfile
 import venv
 
+from octconv.utils.flops import attr_tuple
+from octconv.utils.octave import PATHS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(HERE, 'build')
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'results', 'onednn-floor')
 ONEDNN = ['onednn-cpu-gomp==2023.2.0', 'onednn-devel-cpu-gomp==2023.2.0']
 RATIOS = (0.0, 0.125, 0.25, 0.5, 0.75)
 LAYER_RATIO = 0.25           # the ratio whose layers are kept one by one
-PATH = re.compile(r'^(.*)-(h2h|h2l|l2h|l2l)$')
+PATH = re.compile(r'^(.*)-(%s)$' % '|'.join(PATHS))     # a layer's name, and which path
+# A layer's fields after its name, in floor.cpp's order.
+FIELDS = ('k', 'stride', 'pad', 'chi', 'cli', 'coh', 'col', 'hh', 'hl', 'ph', 'phl', 'pll')
 # oneDNN's ISA limits, each run where the CPU has the flags it needs.
 ISAS = (('AVX2', ('avx2',)), ('AVX512_CORE_VNNI', ('avx512_vnni',)),
         ('AVX512_CORE_AMX', ('amx_int8',)))
@@ -47,14 +52,12 @@ def convolution_layers(ratio, size=224):
     pooling factors of the inputs that high-to-high, high-to-low and low-to-low read; 0 where
     a path is absent)."""
     from octconv.gluon import get_model
-    from octconv.utils.flops import infer_shape, node_shapes
+    from octconv.utils.octavize import original_shapes
     net = get_model('resnet50_v1b', ratio=ratio)
     net.initialize()
     symbol, _ = net.export_graph(data_shape=(1, 3, size, size))
-    internals = symbol.get_internals()
-    _, out_shapes, _ = infer_shape(internals, data=(1, 3, size, size))
+    shapes = original_shapes(symbol, (1, 3, size, size))
     nodes = json.loads(symbol.tojson())['nodes']
-    shapes = node_shapes(nodes, internals.list_outputs(), out_shapes)
 
     def source(node):
         """(shape of the map a convolution reads, its pooling factor), through average
@@ -76,9 +79,8 @@ def convolution_layers(ratio, size=224):
         attrs = node['attrs']
         read, factor = source(node)
         layer = layers.setdefault(name, dict(
-            k=int(attrs['kernel'].strip('()').split(',')[0]),
-            stride=int((attrs.get('stride') or '(1,)').strip('()').split(',')[0]),
-            pad=int((attrs.get('pad') or '(0,)').strip('()').split(',')[0]),
+            k=attr_tuple(attrs['kernel'])[0], stride=attr_tuple(attrs.get('stride'), (1,))[0],
+            pad=attr_tuple(attrs.get('pad'), (0,))[0],
             chi=0, cli=0, coh=0, col=0, hh=0, hl=0, ph=1, phl=0, pll=1))
         out = shapes[(index, 0)][1]
         if path[0] == 'h':
@@ -95,9 +97,7 @@ def convolution_layers(ratio, size=224):
                                  % node['name'])
         else:
             layer[{'h2h': 'ph', 'h2l': 'phl', 'l2l': 'pll'}[path]] = factor
-    return [(name,) + tuple(layer[key] for key in ('k', 'stride', 'pad', 'chi', 'cli', 'coh',
-                                                   'col', 'hh', 'hl', 'ph', 'phl', 'pll'))
-            for name, layer in layers.items()]
+    return [(name,) + tuple(layer[key] for key in FIELDS) for name, layer in layers.items()]
 
 
 def convolution_macs(layers):
@@ -144,10 +144,9 @@ def _layer_rows(lines, files, networks, common, ratio=LAYER_RATIO):
     rows = []
     for name, layer in networks[RATIOS.index(ratio)].items():
         flops = convolution_macs([layer]) / convolution_macs([networks[0][name]])
-        rows.append(dict(common, ratio=ratio, layer=name, fields=dict(zip(
-            ('k', 'stride', 'pad', 'chi', 'cli', 'coh', 'col', 'hh', 'hl', 'ph', 'phl', 'pll'),
-            layer[1:])), vanilla_ms=vanilla[name], ms=octave[name],
-            time_ratio=octave[name] / vanilla[name], conv_flop_ratio=flops))
+        rows.append(dict(common, ratio=ratio, layer=name, fields=dict(zip(FIELDS, layer[1:])),
+                         vanilla_ms=vanilla[name], ms=octave[name],
+                         time_ratio=octave[name] / vanilla[name], conv_flop_ratio=flops))
     return rows
 
 
