@@ -235,29 +235,38 @@ def floor_rows(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
 def onednn_floor(rows):
     """The kept runs of ``studies/onednn_floor/run.py`` (:func:`floor_rows`): octave ResNet-50's convolution layers
     run as oneDNN 3 primitives, fused into the fewest calls: the fastest run over vanilla's
-    fastest, per ISA oneDNN was limited to, batch, and with or without the poolings and
-    upsamplings; beside the INT8 targets and the convolutions' FLOP ratios."""
+    fastest, per ISA oneDNN was limited to, batch, with or without the poolings and
+    upsamplings, and with the layers split or each in its fastest arrangement (then with the
+    multiply-adds run over vanilla's in brackets); beside the INT8 targets and the
+    convolutions' FLOP ratios."""
     from octconv.train.bench import INT8_TARGETS
     ratios = sorted(INT8_TARGETS)
     rows = [row for row in rows if row['study'] == 'onednn-floor']
     if not rows:
         return 'No kept run yet.'
     flops = {row['ratio']: row['conv_flop_ratio'] for row in rows}
-    lines = ['| CPU | oneDNN limited to | batch | calls | %s | vanilla | run |' % ' | '.join(
-        'ratio %g' % r for r in ratios), '|---|---|---|---|%s---|---|' % ('---|' * len(ratios)),
-        '| target | | | | %s | | |' % ' | '.join('%.2f' % INT8_TARGETS[r] for r in ratios),
-        '| convolution FLOPs | | | | %s | | |' % ' | '.join('%.2f' % flops[r] for r in ratios)]
-    groups = {}
+    lines = ['| CPU | oneDNN limited to | batch | layers | calls | %s | vanilla | run |' %
+             ' | '.join('ratio %g' % r for r in ratios),
+             '|---|---|---|---|---|%s---|---|' % ('---|' * len(ratios)),
+             '| target | | | | | %s | | |' % ' | '.join('%.2f' % INT8_TARGETS[r] for r in ratios),
+             '| convolution FLOPs | | | | | %s | | |' % ' | '.join(
+                 '%.2f' % flops[r] for r in ratios)]
+    groups, vanillas = {}, {}
     for row in rows:
-        groups.setdefault((row['file'], row['isa_limit'], row['batch'],
-                           row['convolutions_only']), []).append(row)
-    for (name, isa, batch, only), group in groups.items():
-        cells = {row['ratio']: '%.2f' % row['min_time_ratio'] for row in group}
-        vanilla = next(row for row in group if row['ratio'] == 0)
-        octave = next(row for row in group if row['ratio'])
-        lines.append('| %s | %s | %d | %s | %s | %.1f ms | `%s` |' % (
+        key = (row['file'], row['isa_limit'], row['batch'], row['convolutions_only'])
+        if row['ratio'] == 0:
+            vanillas[key] = row
+        else:
+            groups.setdefault(key + (tuple(row['allowed']),), []).append(row)
+    for (name, isa, batch, only, allowed), group in groups.items():
+        vanilla = vanillas[(name, isa, batch, only)]
+        split = allowed == ('split',)
+        cells = {row['ratio']: '%.2f' % row['min_time_ratio'] + (
+            '' if split else ' (%.2f)' % row['run_mac_ratio']) for row in group}
+        lines.append('| %s | %s | %d | %s | %s | %s | %.1f ms | `%s` |' % (
             _cpu(vanilla['machine']), isa, batch,
-            '%d / %d%s' % (vanilla['calls'], octave['calls'],
+            'split' if split else 'fastest of ' + ', '.join(allowed),
+            '%d / %d%s' % (vanilla['calls'], group[0]['calls'],
                            ', convolutions only' if only else ''),
             ' | '.join(cells.get(r, '') for r in ratios), vanilla['min_ms'], name))
     return '\n'.join(lines)
@@ -265,8 +274,8 @@ def onednn_floor(rows):
 
 def onednn_floor_layers(rows):
     """The same study (:func:`floor_rows`) layer by layer (batch 1, convolutions only, the kept ratio): each layer
-    shape's octave convolutions' time over vanilla's same layers, per ISA, beside the FLOP
-    ratio; layers of the same shape together."""
+    shape's octave convolutions' time over vanilla's same layers, per ISA, split and in the
+    fastest arrangements, named; beside the FLOP ratio; layers of the same shape together."""
     rows = [row for row in rows if row['study'] == 'onednn-floor-layers']
     if not rows:
         return 'No kept run yet.'
@@ -278,12 +287,22 @@ def onednn_floor_layers(rows):
         shape = shapes.setdefault(key, dict(names=[], flops=row['conv_flop_ratio'], isa={}))
         if row['layer'] not in shape['names']:
             shape['names'].append(row['layer'])
-        times = shape['isa'].setdefault(row['isa_limit'], [0., 0.])
+        times = shape['isa'].setdefault((row['isa_limit'], tuple(row['allowed'])),
+                                        [0., 0., set()])
         times[0] += row['ms']
         times[1] += row['vanilla_ms']
+        times[2].add(row['arrangement'])
+
+    def cell(shape, isa):
+        split = shape['isa'][(isa, ('split',))]
+        fastest = [times for (name, allowed), times in shape['isa'].items()
+                   if name == isa and allowed != ('split',)]
+        return '%.2f' % (split[0] / split[1]) + ''.join(
+            ' / %.2f %s' % (times[0] / times[1], '+'.join(sorted(times[2])))
+            for times in fastest)
     lines = ['At ratio %g, %s, batch 1, 2 threads: a layer\'s octave convolutions over the '
-             'same layer\'s in vanilla (layers of one shape summed).' % (
-                 rows[0]['ratio'], _cpu(rows[0]['machine'])), '',
+             'same layer\'s in vanilla (layers of one shape summed), split / in their fastest '
+             'arrangements, named.' % (rows[0]['ratio'], _cpu(rows[0]['machine'])), '',
              '| layers | kernel | channels in (high + low) | out (high + low) | high side | '
              'FLOP ratio | %s |' % ' | '.join(isas), '|---|---|---|---|---|---|%s' % (
                  '---|' * len(isas))]
@@ -291,8 +310,8 @@ def onednn_floor_layers(rows):
         name = shape['names'][0] + (' and %d more' % (len(shape['names']) - 1)
                                     if len(shape['names']) > 1 else '')
         lines.append('| `%s` | %dx%d | %d + %d | %d + %d | %d | %.2f | %s |' % (
-            name, k, k, chi, cli, coh, col, hh // ph, shape['flops'], ' | '.join(
-                '%.2f' % (shape['isa'][isa][0] / shape['isa'][isa][1]) for isa in isas)))
+            name, k, k, chi, cli, coh, col, hh // ph, shape['flops'],
+            ' | '.join(cell(shape, isa) for isa in isas)))
     return '\n'.join(lines)
 
 

@@ -10,10 +10,15 @@ from the exported graph; installs oneDNN 3.2 from PyPI (``onednn-cpu-gomp``,
 the networks interleaved, at batch 1 and 16 with 2 threads, with each instruction set that
 oneDNN can be limited to on this CPU (``ONEDNN_MAX_CPU_ISA``: AVX2, AVX-512 with VNNI, AMX).
 Each network runs as built and with its convolutions only (``convolutions_only``: no
-pooling or upsampling). One JSON line per ISA, batch, mode and ratio (the median and the
-fastest time, their ratios to vanilla's, the convolution FLOP ratio, calls), and at batch 1
-one per layer of ratio 0.25 (``study`` ``onednn-floor-layers``: its convolutions' time
-against the same layer of vanilla's, and its FLOP ratio), each with the CPU record of
+pooling or upsampling), and each octave network twice in the same process: with its layers
+split (``allowed`` ``['split']``: each octave layer's own convolutions) and with each layer
+in the fastest of the arrangements of ``floor.cpp`` (``['split', 'stacked', 'wide']``: exact
+rewrites into fewer, wider convolutions that run more multiply-adds). One JSON line per ISA,
+batch, mode, arrangements and ratio (the median and the fastest time, their ratios to
+vanilla's, the convolution FLOP ratio, the multiply-adds run over vanilla's, calls, how many
+layers took each arrangement), and at batch 1 one per layer of ratio 0.25 (``study``
+``onednn-floor-layers``: its convolutions' time against the same layer of vanilla's, its
+FLOP ratio, its arrangement), each with the CPU record of
 ``octconv-bench``, into ``results/onednn-floor/``; ``docs/generate.py`` makes the tables of
 ``docs/design.md`` from the kept files.
 """
@@ -40,6 +45,8 @@ LAYER_RATIO = 0.25           # the ratio whose layers are kept one by one
 PATH = re.compile(r'^(.*)-(%s)$' % '|'.join(PATHS))     # a layer's name, and which path
 # A layer's fields after its name, in floor.cpp's order.
 FIELDS = ('k', 'stride', 'pad', 'chi', 'cli', 'coh', 'col', 'hh', 'hl', 'ph', 'phl', 'pll')
+# The arrangements an octave layer may take (floor.cpp): its own split, or the fastest.
+ARRANGEMENTS = (('split',), ('split', 'stacked', 'wide'))
 # oneDNN's ISA limits, each run where the CPU has the flags it needs.
 ISAS = (('AVX2', ('avx2',)), ('AVX512_CORE_VNNI', ('avx512_vnni',)),
         ('AVX512_CORE_AMX', ('amx_int8',)))
@@ -135,19 +142,32 @@ def compile_floor(prefix):
 
 
 def _layer_rows(lines, files, networks, common, ratio=LAYER_RATIO):
-    """One row per layer at ``ratio``: its convolutions' median time against the same layer
-    of vanilla's, beside its FLOP ratio, with ``common`` fields."""
-    def times(index):
-        return {line['layer']: line['ms'] for line in lines
-                if 'layer' in line and line['file'] == files[index]}
-    vanilla, octave = times(0), times(RATIOS.index(ratio))
+    """One row per layer at ``ratio`` and arrangements allowed: its convolutions' median time
+    against the same layer of vanilla's, beside its FLOP ratio and its arrangement, with
+    ``common`` fields."""
+    def times(index, allowed):
+        return {line['layer']: line for line in lines if 'layer' in line and
+                line['file'] == files[index] and line['allowed'] == allowed}
+    vanilla = times(0, 'split')
     rows = []
-    for name, layer in networks[RATIOS.index(ratio)].items():
-        flops = convolution_macs([layer]) / convolution_macs([networks[0][name]])
-        rows.append(dict(common, ratio=ratio, layer=name, fields=dict(zip(FIELDS, layer[1:])),
-                         vanilla_ms=vanilla[name], ms=octave[name],
-                         time_ratio=octave[name] / vanilla[name], conv_flop_ratio=flops))
+    for allowed in ARRANGEMENTS:
+        octave = times(RATIOS.index(ratio), ','.join(allowed))
+        for name, layer in networks[RATIOS.index(ratio)].items():
+            flops = convolution_macs([layer]) / convolution_macs([networks[0][name]])
+            ms = octave[name]['ms']
+            rows.append(dict(common, ratio=ratio, allowed=list(allowed), layer=name,
+                             arrangement=octave[name]['arrangement'],
+                             fields=dict(zip(FIELDS, layer[1:])),
+                             vanilla_ms=vanilla[name]['ms'], ms=ms,
+                             time_ratio=ms / vanilla[name]['ms'], conv_flop_ratio=flops))
     return rows
+
+
+def _runs(files):
+    """floor.cpp's network arguments: every network split, then each octave one (ratio
+    above 0) in each other set of arrangements."""
+    return ['%s@%s' % (path, ','.join(allowed)) for allowed in ARRANGEMENTS
+            for path in (files if allowed == ('split',) else files[1:])]
 
 
 def main(argv=None):
@@ -156,7 +176,7 @@ def main(argv=None):
     parser.add_argument('--out', help='the JSON lines file (default: results/onednn-floor/'
                         'DATE_VENDOR-fFAMILYmMODEL.jsonl)')
     parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
-    parser.add_argument('--rounds', type=int, default=20,
+    parser.add_argument('--rounds', type=int, default=60,
                         help='timed rounds at batch 1 (a third of them, at least 5, above)')
     parser.add_argument('--threads', type=int, default=2)
     args = parser.parse_args(argv)
@@ -196,27 +216,37 @@ def _study(args):
                 per_layer = only and batch == 1
                 done = subprocess.run([binary] + ['--convolutions-only'] * only +
                                       ['--per-layer'] * per_layer +
-                                      [str(batch), str(rounds)] + files, env=env,
+                                      [str(batch), str(rounds)] + _runs(files), env=env,
                                       stdout=subprocess.PIPE, text=True, check=True)
                 lines = [json.loads(line) for line in done.stdout.splitlines()]
-                timed = [line for line in lines if 'layer' not in line]
+                machine = dict(cpu, threads=args.threads, onednn='v3.2.0')
                 if per_layer:
                     rows += _layer_rows(lines, files, networks, dict(
                         study='onednn-floor-layers', model='resnet50_v1b', input=224,
-                        isa_limit=isa, convolutions_only=True, batch=1,
-                        machine=dict(cpu, threads=args.threads, onednn='v3.2.0')))
-                for ratio, mac, result in zip(RATIOS, macs, timed):
-                    if result['macs_per_image'] != mac:      # floor.cpp built other layers
-                        raise RuntimeError('ratio %s: floor.cpp counts %d multiply-adds, the '
-                                           'graph %d' % (ratio, result['macs_per_image'], mac))
-                    rows.append(dict(study='onednn-floor', model='resnet50_v1b', input=224,
-                                     isa_limit=isa, convolutions_only=only, ratio=ratio,
-                                     batch=batch, ms=result['ms'], min_ms=result['min_ms'],
-                                     time_ratio=result['ms'] / timed[0]['ms'],
-                                     min_time_ratio=result['min_ms'] / timed[0]['min_ms'],
-                                     conv_flop_ratio=mac / macs[0], calls=result['calls'],
-                                     machine=dict(cpu, threads=args.threads, onednn='v3.2.0')))
-                    print(json.dumps(rows[-1]), flush=True)
+                        isa_limit=isa, convolutions_only=True, batch=1, machine=machine))
+                timed = {(line['file'], line['allowed']): line for line in lines
+                         if 'layer' not in line}
+                vanilla = timed[(files[0], 'split')]
+                for allowed in ARRANGEMENTS:
+                    for ratio, path, mac in zip(RATIOS, files, macs):
+                        result = timed.get((path, ','.join(allowed)))
+                        if result is None:      # vanilla, in split only
+                            continue
+                        if allowed == ('split',) and result['macs_per_image'] != mac:
+                            raise RuntimeError(  # floor.cpp built other layers
+                                'ratio %s: floor.cpp counts %d multiply-adds, the graph %d'
+                                % (ratio, result['macs_per_image'], mac))
+                        rows.append(dict(
+                            study='onednn-floor', model='resnet50_v1b', input=224,
+                            isa_limit=isa, convolutions_only=only, allowed=list(allowed),
+                            ratio=ratio, batch=batch, ms=result['ms'], min_ms=result['min_ms'],
+                            time_ratio=result['ms'] / vanilla['ms'],
+                            min_time_ratio=result['min_ms'] / vanilla['min_ms'],
+                            conv_flop_ratio=mac / macs[0],
+                            run_mac_ratio=result['macs_per_image'] / macs[0],
+                            calls=result['calls'], arrangements=result['arrangements'],
+                            machine=machine))
+                        print(json.dumps(rows[-1]), flush=True)
     vendor = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd'}.get(cpu['vendor'], 'cpu')
     out = args.out or os.path.join(RESULTS, '%s_%s-f%sm%s.jsonl' % (
         datetime.date.today().isoformat(), vendor, cpu['family'], cpu['model']))
