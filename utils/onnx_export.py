@@ -20,6 +20,7 @@ runs, but slowly: it optimizes graphs only as far as they let it.
 onnxruntime folds only a BatchNorm right after one convolution), exports and
 prepares the file. OpenVINO reads the same file. With ``quantize='int8'`` it writes
 onnxruntime's INT8 (QDQ) file of :func:`int8_graph` instead (:func:`quantize_int8`).
+:func:`write_onnx` exports and prepares a graph as it is, in float32 or INT8.
 """
 import contextlib
 import os
@@ -29,7 +30,7 @@ import tempfile
 from .deploy import (_int8_checks, drop_noop_crops, fold_batchnorm, merge_summed_convolutions,
                      pooling_as_convolution, upsampling_first)
 
-__all__ = ['export_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime',
+__all__ = ['export_onnx', 'write_onnx', 'int8_graph', 'quantize_int8', 'prepare_for_onnxruntime',
            'onnx_weights_as_constants', 'check_int8_export']
 
 # The opset of the operators MXNet 1.9.1's exporter writes.
@@ -48,25 +49,34 @@ def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, cali
     ``calib_data`` (an iterable of float32 arrays of ``data_shape``) with ``calib_mode``
     'naive' (min and max, the default) or 'entropy'; it needs ``onnxruntime`` too.
     """
-    import mxnet as mx
-    import numpy as np
     if quantize not in (None, 'int8'):
         raise ValueError("export_onnx: quantize must be None or 'int8', not %r" % (quantize,))
+    batches = None
     if quantize:
         batches = _int8_checks(calib_data, data_shape, calib_mode, None, 'export_onnx')
         check_int8_export()
         symbol, params = int8_graph(symbol, params, data_shape, fold)
-        fold = False
-    if fold:
+    elif fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
+    return write_onnx(symbol, params, data_shape, path, batches, calib_mode)
+
+
+def write_onnx(symbol, params, data_shape, path, calib_batches=None, calib_mode='naive'):
+    """:func:`export_onnx` without its graph passes: ``symbol`` with ``params`` as they are,
+    exported for input ``data`` of ``data_shape`` and prepared
+    (:func:`prepare_for_onnxruntime`); with ``calib_batches`` (float32 arrays of
+    ``data_shape``), quantized to INT8 on them (:func:`quantize_int8`). The file is
+    written atomically. Returns ``path``."""
+    import mxnet as mx
+    import numpy as np
     with tempfile.TemporaryDirectory(prefix='octconv-onnx-') as folder:
         float32 = os.path.join(folder, 'float32.onnx')
         with _weights_as_raw_bytes():
             mx.onnx.export_model(symbol, dict(params), [tuple(data_shape)], [np.float32],
                                  float32)
         prepare_for_onnxruntime(float32)
-        if quantize:
-            quantize_int8(float32, float32, batches, calib_mode)
+        if calib_batches is not None:
+            quantize_int8(float32, float32, calib_batches, calib_mode)
         _copy_atomically(float32, path)
     return path
 
