@@ -227,13 +227,15 @@ def accuracy_record(folder=os.path.join(ROOT, 'results', 'scores')):
     return '\n'.join(lines)
 
 
-def floor_rows(folder=os.path.join(ROOT, 'results', 'onednn-floor')):
-    """Every line of the kept runs of ``studies/onednn_floor/run.py``, with its ``file``."""
+def study_rows(study):
+    """Every line of the kept runs of the study ``study`` (``results/<study>/``, written by
+    ``studies/``), with its ``file``."""
+    folder = os.path.join(ROOT, 'results', study)
     return [dict(row, file=name) for name, rows in load_runs(folder) for row in rows]
 
 
 def onednn_floor(rows):
-    """The kept runs of ``studies/onednn_floor/run.py`` (:func:`floor_rows`): octave ResNet-50's convolution layers
+    """The kept runs of ``studies/onednn_floor/run.py`` (:func:`study_rows`): octave ResNet-50's convolution layers
     run as oneDNN 3 primitives, fused into the fewest calls: the fastest run over vanilla's
     fastest, per ISA oneDNN was limited to, batch, with or without the poolings and
     upsamplings, and with the layers split or each in its fastest arrangement (then with the
@@ -273,7 +275,7 @@ def onednn_floor(rows):
 
 
 def onednn_floor_layers(rows):
-    """The same study (:func:`floor_rows`) layer by layer (batch 1, convolutions only, the kept ratio): each layer
+    """The same study (:func:`study_rows`) layer by layer (batch 1, convolutions only, the kept ratio): each layer
     shape's octave convolutions' time over vanilla's same layers, per ISA, split and in the
     fastest arrangements, named; beside the FLOP ratio; layers of the same shape together."""
     rows = [row for row in rows if row['study'] == 'onednn-floor-layers']
@@ -315,6 +317,31 @@ def onednn_floor_layers(rows):
     return '\n'.join(lines)
 
 
+def openvino_int8_graphs(rows):
+    """The kept runs of ``studies/openvino_int8_graphs/run.py`` (:func:`study_rows`): INT8
+    octave ResNet-50 in OpenVINO in each form of its graph, the median run over vanilla's
+    median (as the benchmark tables; the fastest run's ratio in brackets), per batch."""
+    if not rows:
+        return 'No kept run yet.'
+    ratios = sorted({row['ratio'] for row in rows if row['ratio']})
+    lines = ['| CPU | batch | graph | passes | %s | vanilla | run |' % ' | '.join(
+        'ratio %g' % r for r in ratios), '|---|---|---|---|%s---|---|' % ('---|' * len(ratios))]
+    groups, vanillas = {}, {}
+    for row in rows:
+        if row['ratio'] == 0:
+            vanillas[(row['file'], row['batch'])] = row
+        else:
+            groups.setdefault((row['file'], row['batch'], row['form']), []).append(row)
+    for (name, batch, form), group in groups.items():
+        vanilla = vanillas[(name, batch)]
+        cells = {row['ratio']: '%.2f (%.2f)' % (row['time_ratio'], row['min_time_ratio'])
+                 for row in group}
+        lines.append('| %s | %d | `%s` | %s | %s | %.1f ms | `%s` |' % (
+            _cpu(vanilla['machine']), batch, form, ', '.join(group[0]['passes']) or 'none',
+            ' | '.join(cells.get(r, '') for r in ratios), vanilla['ms'], name))
+    return '\n'.join(lines)
+
+
 def video_flops():
     """Table 8 beside the counted FLOPs of GluonCV's networks, with both placements."""
     from octconv.train.flops_report import video_rows
@@ -337,7 +364,7 @@ def gluoncv_not_converted():
 
 def sections():
     """``{section name: its text}`` as generated now."""
-    runs, floor = load_runs(), floor_rows()
+    runs, floor = load_runs(), study_rows('onednn-floor')
     timed = timed_runs(runs, 'float32') + timed_runs(runs, 'int8') + \
         timed_runs(runs, 'bfloat16')
     return {'speed-summary': speed_summary(timed_runs(runs, 'float32', threads=2)),
@@ -349,7 +376,8 @@ def sections():
             'released-models': released_models(), 'flops-released': flops_released(),
             'gluoncv-not-converted': gluoncv_not_converted(), 'video-flops': video_flops(),
             'accuracy-record': accuracy_record(), 'onednn-floor': onednn_floor(floor),
-            'onednn-floor-layers': onednn_floor_layers(floor)}
+            'onednn-floor-layers': onednn_floor_layers(floor),
+            'openvino-int8-graphs': openvino_int8_graphs(study_rows('openvino-int8-graphs'))}
 
 
 def documents():

@@ -1,22 +1,30 @@
-"""The oneDNN floor study (studies/onednn_floor) times the network octconv builds: the layers
-it reads from the exported graph carry the FLOP counter's multiply-adds, path by path."""
+"""The studies time the networks octconv builds: the oneDNN floor study's layers, read from
+the exported graph, carry the FLOP counter's multiply-adds, path by path; the OpenVINO INT8
+graph study's forms compute the network's outputs."""
 import importlib.util
 import pathlib
 
+import mxnet as mx
+import numpy as np
 import pytest
+from conftest import ops_of
 
 from octconv.gluon import get_model
 from octconv.utils.flops import count_block
 
-RUN = pathlib.Path(__file__).resolve().parent.parent / 'studies' / 'onednn_floor' / 'run.py'
+STUDIES = pathlib.Path(__file__).resolve().parent.parent / 'studies'
+
+
+def load_study(name):
+    spec = importlib.util.spec_from_file_location(name + '_run', STUDIES / name / 'run.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope='module')
 def study():
-    spec = importlib.util.spec_from_file_location('onednn_floor_run', RUN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_study('onednn_floor')
 
 
 @pytest.mark.parametrize('ratio', [0., 0.25])
@@ -30,3 +38,27 @@ def test_the_floor_study_reads_every_convolution_of_the_graph(study, ratio):
     assert fields['R50_conv1_fwd'][:8] == (7, 2, 3, 3, 0, 64, 0, 64)
     first = fields['R50_L1_B0_conv1']
     assert first[3:7] == ((64, 0, 48, 16) if ratio else (64, 0, 64, 0))
+
+
+def test_every_form_of_the_openvino_study_computes_the_networks_outputs():
+    graphs = load_study('openvino_int8_graphs')
+    shape = (2, 3, 64, 64)
+    net = get_model('resnet50_v1b', ratio=0.25, classes=10)
+    net.initialize(mx.init.Xavier())
+    symbol, params = net.export_graph(data_shape=shape)
+    x = mx.nd.random.uniform(-1, 1, shape)
+    expected = net(x).asnumpy()
+    ops = {}
+    for form, passes in graphs.FORMS.items():
+        form_symbol, form_params = graphs.graph_form(symbol, params, shape, passes)
+        block = mx.gluon.SymbolBlock(form_symbol, mx.sym.var('data'))
+        for name, param in block.collect_params().items():
+            param._load_init(form_params[name], mx.cpu())
+        got = block(x).asnumpy()
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), form
+        ops[form] = ops_of(form_symbol)
+    # the forms differ as their passes say: no average pooling once pooling is a convolution,
+    # concatenated inputs once the sums are merged
+    assert 'Pooling' in ops['none'] and 'Concat' not in ops['none']
+    assert ops['export_onnx'].count('Pooling') < ops['pooling kept'].count('Pooling')
+    assert 'Concat' in ops['pooling kept'] and 'Concat' not in ops['not merged']
