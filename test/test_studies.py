@@ -1,8 +1,12 @@
 """The studies time the networks octconv builds: the oneDNN floor study's layers, read from
 the exported graph, carry the FLOP counter's multiply-adds, path by path; the OpenVINO INT8
-graph study's forms compute the network's outputs."""
+graph study's forms compute the network's outputs; a study's run is kept by date and CPU."""
+import datetime
 import importlib.util
+import json
+import os
 import pathlib
+import subprocess
 
 import mxnet as mx
 import numpy as np
@@ -10,6 +14,7 @@ import pytest
 from conftest import ops_of
 
 from octconv.gluon import get_model
+from octconv.train.studies import keep_run, run_study, study_parser
 from octconv.utils.flops import count_block
 
 STUDIES = pathlib.Path(__file__).resolve().parent.parent / 'studies'
@@ -62,3 +67,22 @@ def test_every_form_of_the_openvino_study_computes_the_networks_outputs():
     assert 'Pooling' in ops['none'] and 'Concat' not in ops['none']
     assert ops['export_onnx'].count('Pooling') < ops['pooling kept'].count('Pooling')
     assert 'Concat' in ops['pooling kept'] and 'Concat' not in ops['not merged']
+
+
+def test_a_study_keeps_its_run_by_date_and_cpu_and_fails_with_exit_2(tmp_path, capsys):
+    rows = [{'ratio': 0.0, 'ms': 1.5}, {'ratio': 0.25, 'ms': 1.2}]
+    cpu = {'vendor': 'AuthenticAMD', 'family': '25', 'model': '17'}
+    kept = keep_run(rows, None, str(tmp_path / 'study'), cpu)
+    assert kept == str(tmp_path / 'study' / ('%s_amd-f25m17.jsonl' % datetime.date.today()))
+    with open(kept) as handle:
+        assert [json.loads(line) for line in handle] == rows
+    assert os.listdir(tmp_path / 'study') == [os.path.basename(kept)]   # no temporary left
+    chosen = str(tmp_path / 'mine.jsonl')
+    assert keep_run(rows[:1], chosen, str(tmp_path / 'study'), cpu) == chosen
+
+    def failing(args):
+        raise subprocess.CalledProcessError(1, ['g++', 'floor.cpp'])
+    args = study_parser('a study', str(tmp_path / 'study')).parse_args(['--batch-sizes', '1'])
+    assert (args.batch_sizes, args.threads, args.out) == ([1], 2, None)
+    assert run_study(failing, args) == 2
+    assert "error: Command '['g++', 'floor.cpp']' returned non-zero" in capsys.readouterr().err

@@ -22,8 +22,6 @@ FLOP ratio, its arrangement), each with the CPU record of
 ``octconv-bench``, into ``results/onednn-floor/``; ``docs/generate.py`` makes the tables of
 ``docs/design.md`` from the kept files.
 """
-import argparse
-import datetime
 import itertools
 import json
 import os
@@ -33,6 +31,7 @@ import sys
 import tempfile
 import venv
 
+from octconv.train.studies import keep_run, run_study, study_parser
 from octconv.utils.flops import attr_tuple
 from octconv.utils.octave import PATHS
 
@@ -171,22 +170,10 @@ def _runs(files):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', help='the JSON lines file (default: results/onednn-floor/'
-                        'DATE_VENDOR-fFAMILYmMODEL.jsonl)')
-    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
+    parser = study_parser(__doc__, RESULTS)
     parser.add_argument('--rounds', type=int, default=60,
                         help='timed rounds at batch 1 (a third of them, at least 5, above)')
-    parser.add_argument('--threads', type=int, default=2)
-    args = parser.parse_args(argv)
-    try:
-        return _study(args)
-    except (OSError, subprocess.CalledProcessError, RuntimeError) as err:
-        # a failed install, compile or run: one line naming it, exit 2 (the child's own
-        # message is on standard error above)
-        print('error: %s' % err, file=sys.stderr)
-        return 2
+    return run_study(_study, parser.parse_args(argv))
 
 
 def _study(args):
@@ -247,14 +234,7 @@ def _study(args):
                             calls=result['calls'], arrangements=result['arrangements'],
                             machine=machine))
                         print(json.dumps(rows[-1]), flush=True)
-    vendor = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd'}.get(cpu['vendor'], 'cpu')
-    out = args.out or os.path.join(RESULTS, '%s_%s-f%sm%s.jsonl' % (
-        datetime.date.today().isoformat(), vendor, cpu['family'], cpu['model']))
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + '.part', 'w') as handle:
-        handle.writelines(json.dumps(row) + '\n' for row in rows)
-    os.replace(out + '.part', out)
-    print('written: %s' % out)
+    keep_run(rows, args.out, RESULTS, cpu)
     return 0
 
 

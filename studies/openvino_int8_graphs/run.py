@@ -14,13 +14,13 @@ exact: every one computes the network's outputs. One JSON line per batch, ratio 
 ``octconv-bench``, into ``results/openvino-int8-graphs/``; ``docs/generate.py`` makes the
 table of ``docs/design.md`` from the kept files.
 """
-import argparse
-import datetime
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+from octconv.train.studies import keep_run, run_study, study_parser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'results',
@@ -73,21 +73,9 @@ def _files(folder, batch, size, calibration):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', help='the JSON lines file (default: results/openvino-int8-'
-                        'graphs/DATE_VENDOR-fFAMILYmMODEL.jsonl)')
-    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 16])
+    parser = study_parser(__doc__, RESULTS)
     parser.add_argument('--repeats', type=int, default=30, help='interleaved rounds')
-    parser.add_argument('--threads', type=int, default=2)
-    args = parser.parse_args(argv)
-    try:
-        return _study(args)
-    except (OSError, subprocess.CalledProcessError, RuntimeError) as err:
-        # a failed export or timing run: one line naming it, exit 2 (the child's own
-        # message is on standard error above)
-        print('error: %s' % err, file=sys.stderr)
-        return 2
+    return run_study(_study, parser.parse_args(argv))
 
 
 def _study(args):
@@ -129,14 +117,7 @@ def _study(args):
                     time_ratio=float(np.median(times) / np.median(vanilla)),
                     min_time_ratio=min(times) / min(vanilla), machine=machine))
                 print(json.dumps(rows[-1]), flush=True)
-    vendor = {'GenuineIntel': 'intel', 'AuthenticAMD': 'amd'}.get(machine['vendor'], 'cpu')
-    out = args.out or os.path.join(RESULTS, '%s_%s-f%sm%s.jsonl' % (
-        datetime.date.today().isoformat(), vendor, machine['family'], machine['model']))
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out + '.part', 'w') as handle:
-        handle.writelines(json.dumps(row) + '\n' for row in rows)
-    os.replace(out + '.part', out)
-    print('written: %s' % out)
+    keep_run(rows, args.out, RESULTS, machine)
     return 0
 
 
