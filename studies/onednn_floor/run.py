@@ -7,8 +7,9 @@ run on oneDNN 3.x against vanilla's, in the fewest calls and with no other opera
 layer of octconv's ``resnet50_v1b`` at 224 px, at ratio 0 and at each octave ratio, as read
 from the exported graph; installs oneDNN 3.2 from PyPI (``onednn-cpu-gomp``,
 ``onednn-devel-cpu-gomp``) into ``build/`` beside this file; compiles ``floor.cpp``; and times
-the networks interleaved, at batch 1 and 16 with 2 threads, with each instruction set that
-oneDNN can be limited to on this CPU (``ONEDNN_MAX_CPU_ISA``: AVX2, AVX-512 with VNNI, AMX).
+the networks layer by layer side by side (``--rounds`` rounds), at batch 1 and 16 with 2
+threads, with each instruction set that oneDNN can be limited to on this CPU
+(``ONEDNN_MAX_CPU_ISA``: AVX2, AVX-512 with VNNI, AMX).
 Each network runs as built and with its convolutions only (``convolutions_only``: no
 pooling or upsampling), and each octave network twice in the same process: with its layers
 split (``allowed`` ``['split']``: each octave layer's own convolutions) and with each layer
@@ -18,9 +19,9 @@ batch, mode, arrangements and ratio (the median and the fastest time, their rati
 vanilla's, the convolution FLOP ratio, the multiply-adds run over vanilla's, calls, how many
 layers took each arrangement), and at batch 1 one per layer of ratio 0.25 (``study``
 ``onednn-floor-layers``: its convolutions' time against the same layer of vanilla's, its
-FLOP ratio, its arrangement), each with the CPU record of
-``octconv-bench``, into ``results/onednn-floor/``; ``docs/generate.py`` makes the tables of
-``docs/design.md`` from the kept files.
+FLOP ratio, its arrangement), each with the CPU record of ``octconv-bench``, into
+``results/onednn-floor/``; ``docs/generate.py`` makes the tables of ``docs/design.md`` from
+the kept files.
 """
 import itertools
 import json
