@@ -5,7 +5,6 @@ The block is traced to its MXNet graph, the graph rewritten and checked by
 converts are described there and in :mod:`octconv.utils.placement`), and the result
 wrapped in an :class:`Octavized` block. The block given is left as it was.
 """
-import warnings
 
 import mxnet as mx
 from mxnet.gluon import HybridBlock, SymbolBlock
@@ -13,6 +12,7 @@ from mxnet.gluon import HybridBlock, SymbolBlock
 from ..utils.flops import trace_block
 from ..utils.octave import crops_are_noops, octave_axes
 from ..utils.octavize import convert, take
+from ..utils.symbol_block import quiet_untyped_input, symbol_block
 
 __all__ = ['octavize', 'Octavized']
 
@@ -34,13 +34,12 @@ class Octavized(SymbolBlock):
     """
 
     def __init__(self, conversion):
-        with warnings.catch_warnings():   # the input's type is decided by the first batch
-            warnings.filterwarnings('ignore', message='Cannot decide type')
+        with quiet_untyped_input():
             super().__init__(conversion.symbol, mx.sym.var('data'))
-            self._alternatives = _Unregistered({
-                name: SymbolBlock(symbol, mx.sym.var('data'), params=self.collect_params())
-                for name, symbol in (('small', conversion.small_maps),
-                                     ('even', conversion.even_maps)) if symbol is not None})
+        self._alternatives = _Unregistered({
+            name: symbol_block(symbol, params=self.collect_params())
+            for name, symbol in (('small', conversion.small_maps),
+                                 ('even', conversion.even_maps)) if symbol is not None})
         self.smallest_input = conversion.smallest
         self.graph_from = conversion.graph_from
         self._octave_graph = conversion.symbol

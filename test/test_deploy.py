@@ -1,10 +1,13 @@
 """Inference rewrites and ONNX exports: the same outputs, fewer or faster operators."""
+import warnings
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 from conftest import ops_of, small_model, small_octave_cnn
 from octconv.symbol import get_linear
+from octconv.train.models import build_model
 from octconv.utils.deploy import (drop_noop_crops, fold_batchnorm, for_inference,
                                   merge_summed_convolutions, pooling_as_convolution,
                                   upsampling_as_deconvolution, upsampling_first)
@@ -547,3 +550,20 @@ def test_a_failed_onnx_write_keeps_the_existing_file_whole(int8_case, tmp_path, 
         export_onnx(symbol, params, shape, str(path))
     assert path.read_bytes() == b'the model deployed yesterday'
     assert [p.name for p in tmp_path.iterdir()] == ['model.onnx']      # no partial file left
+
+
+def test_blocks_are_built_without_the_untyped_input_warning():
+    symbol, params, shape, batches = _small_octave_case()
+
+    def untyped_input_warnings(build):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            build()
+        return [w for w in caught if 'Cannot decide type' in str(w.message)]
+    # MXNet warns whenever a SymbolBlock is built of a symbol whose input has no type yet
+    assert untyped_input_warnings(lambda: mx.gluon.SymbolBlock(symbol, mx.sym.var('data')))
+    assert not untyped_input_warnings(lambda: for_inference(symbol, params, shape, merge=False))
+    assert not untyped_input_warnings(lambda: for_inference(
+        symbol, params, shape, dtype='int8', calib_data=batches[:1], merge=False))
+    assert not untyped_input_warnings(lambda: build_model(
+        'symbol', 'resnetv2', 26, 0.25, 10, data_shape=(1, 3, 32, 32)))

@@ -5,6 +5,7 @@ from ..gluon import get_model
 from ..gluon.gluoncv_video import clip_shape, octave_video_model, video_models
 from ..gluon.gluoncv_zoo import octave_gluoncv_model
 from ..symbol import get_linear
+from ..utils.symbol_block import symbol_block
 
 __all__ = ['APIS', 'DEFAULT_MODELS', 'default_model', 'build_model', 'inference_graph',
            'is_video_model', 'video_frames']
@@ -71,7 +72,7 @@ def build_model(api, model=None, depth=50, ratio=0.25, classes=1000, use_se=Fals
                          % (model, 'use_se' if use_se else 'last_gamma'))
     symbol = get_linear(model, depth, num_classes=classes, ratio=ratio, dropout=final_drop,
                         data_shape=data_shape, graph=graph)
-    return mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    return symbol_block(symbol)
 
 
 def inference_graph(net, data_shape):

@@ -49,6 +49,7 @@ from mxnet.base import MXNetError
 from ..utils.data import DataError, batches
 from ..utils.flops import trace_block
 from ..utils.params import CheckpointMismatch, check_parameters, read_parameter_file
+from ..utils.symbol_block import symbol_block
 from . import preprocessing
 from .checkpoint import atomic_write_text, first_line
 from .cli import add_data_args, add_device_args, add_model_args, contexts, data_source
@@ -86,7 +87,7 @@ def load_module_checkpoint(prefix, epoch, ctx, network=None, depth=None, ratio=0
         symbol = symbol.get_children()[0]          # the logits under SoftmaxOutput
     expected = _parameter_shapes(symbol, (1, 3, input_size, input_size))
     check_parameters(weights, expected, model, params, ignore_extra=True)
-    net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    net = symbol_block(symbol)
     net.collect_params().load_dict(weights, ctx=ctx, ignore_extra=True, filename=params)
     return net
 

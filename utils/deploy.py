@@ -30,6 +30,7 @@ import json
 import numpy as np
 
 from .flops import attr_is_true, attr_tuple, node_shapes
+from .symbol_block import quiet_untyped_input, symbol_block
 
 __all__ = ['fold_batchnorm', 'drop_noop_crops', 'upsampling_as_deconvolution',
            'pooling_as_convolution', 'upsampling_first', 'merge_summed_convolutions',
@@ -473,9 +474,10 @@ def _int8_block(symbol, params, data_shape, batches, calib_mode, ctx, mx):
     symbol = _global_pools_with_unit_kernels(symbol, mx)
     fp32 = _inference_block(symbol, params, None, False, ctx, mx)   # quantization fuses
     data = np.concatenate(batches)
-    net = quantize_net_v2(fp32, quantized_dtype='auto', calib_mode=calib_mode,
-                          calib_data=mx.io.NDArrayIter(data, batch_size=data_shape[0]),
-                          num_calib_examples=len(data), ctx=ctx, logger=None)
+    with quiet_untyped_input():     # it builds the INT8 SymbolBlock
+        net = quantize_net_v2(fp32, quantized_dtype='auto', calib_mode=calib_mode,
+                              calib_data=mx.io.NDArrayIter(data, batch_size=data_shape[0]),
+                              num_calib_examples=len(data), ctx=ctx, logger=None)
     net.hybridize(static_alloc=True, static_shape=True)
     net(mx.nd.zeros(data_shape, ctx=ctx)).wait_to_read()
     return net
@@ -520,7 +522,7 @@ def _inference_block(symbol, params, data_shape, fuse, ctx, mx):
     :func:`for_inference`), run once with ``data_shape`` if given."""
     if fuse:
         symbol = symbol.get_backend_symbol('MKLDNN')
-    net = mx.gluon.SymbolBlock(symbol, mx.sym.var('data'))
+    net = symbol_block(symbol)
     for name, param in net.collect_params().items():
         param._load_init(params[name], ctx)
     net.hybridize(static_alloc=True, static_shape=True)
