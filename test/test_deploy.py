@@ -567,3 +567,9 @@ def test_blocks_are_built_without_the_untyped_input_warning():
         symbol, params, shape, dtype='int8', calib_data=batches[:1], merge=False))
     assert not untyped_input_warnings(lambda: build_model(
         'symbol', 'resnetv2', 26, 0.25, 10, data_shape=(1, 3, 32, 32)))
+
+
+def test_int8_graph_refuses_a_pass_it_does_not_have():
+    symbol, params, shape, _ = _small_octave_case()
+    with pytest.raises(ValueError, match=r"unknown passes \['folded'\]"):
+        int8_graph(symbol, params, shape, passes=('merged', 'folded'))

@@ -16,6 +16,7 @@ from conftest import ops_of
 from octconv.gluon import get_model
 from octconv.train.studies import keep_run, run_study, study_parser
 from octconv.utils.flops import count_block
+from octconv.utils.onnx_export import int8_graph
 
 STUDIES = pathlib.Path(__file__).resolve().parent.parent / 'studies'
 
@@ -55,7 +56,7 @@ def test_every_form_of_the_openvino_study_computes_the_networks_outputs():
     expected = net(x).asnumpy()
     ops = {}
     for form, passes in graphs.FORMS.items():
-        form_symbol, form_params = graphs.graph_form(symbol, params, shape, passes)
+        form_symbol, form_params = int8_graph(symbol, params, shape, passes=passes)
         block = mx.gluon.SymbolBlock(form_symbol, mx.sym.var('data'))
         for name, param in block.collect_params().items():
             param._load_init(form_params[name], mx.cpu())

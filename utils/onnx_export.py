@@ -35,6 +35,8 @@ __all__ = ['export_onnx', 'write_onnx', 'int8_graph', 'quantize_int8', 'prepare_
 
 # The opset of the operators MXNet 1.9.1's exporter writes.
 EXPORTER_OPSET = 13
+# The passes of int8_graph, in the order they run.
+INT8_PASSES = ('upsampling first', 'merged', 'pooling as convolution')
 
 
 def export_onnx(symbol, params, data_shape, path, fold=True, quantize=None, calib_data=None,
@@ -81,7 +83,7 @@ def write_onnx(symbol, params, data_shape, path, calib_batches=None, calib_mode=
     return path
 
 
-def int8_graph(symbol, params, data_shape, fold=True):
+def int8_graph(symbol, params, data_shape, fold=True, passes=INT8_PASSES):
     """``(symbol, params)``: the graph :func:`export_onnx` quantizes, the same outputs in
     float32: crops that change nothing at ``data_shape`` dropped
     (:func:`~octconv.utils.deploy.drop_noop_crops`), BatchNorms folded (``fold``), each
@@ -91,14 +93,22 @@ def int8_graph(symbol, params, data_shape, fold=True):
     (:func:`~octconv.utils.deploy.merge_summed_convolutions`) and 2x2 average pooling
     as a depthwise convolution (:func:`~octconv.utils.deploy.pooling_as_convolution`).
     onnxruntime's INT8 ``Resize`` and ``QLinearAveragePool`` are slow next to its INT8
-    convolutions: these forms run fewer of the first and none of the second.
+    convolutions: these forms run fewer of the first and none of the second. ``passes``
+    (names of :data:`INT8_PASSES`; all of them by default) says which of the last three run.
     """
+    unknown = set(passes) - set(INT8_PASSES)
+    if unknown:
+        raise ValueError('int8_graph: unknown passes %s (the passes: %s)'
+                         % (sorted(unknown), ', '.join(INT8_PASSES)))
+    rewrites = {'upsampling first': lambda s, p: upsampling_first(s, p),
+                'merged': lambda s, p: merge_summed_convolutions(s, p, data_shape),
+                'pooling as convolution': lambda s, p: pooling_as_convolution(s, p, data_shape)}
     symbol, params, _ = drop_noop_crops(symbol, params, data_shape)
     if fold:
         symbol, params, _ = fold_batchnorm(symbol, params)
-    symbol, params, _ = upsampling_first(symbol, params)
-    symbol, params, _ = merge_summed_convolutions(symbol, params, data_shape)
-    symbol, params, _ = pooling_as_convolution(symbol, params, data_shape)
+    for name in INT8_PASSES:
+        if name in passes:
+            symbol, params, _ = rewrites[name](symbol, params)
     return symbol, params
 
 

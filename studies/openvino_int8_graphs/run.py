@@ -21,6 +21,7 @@ import sys
 import tempfile
 
 from octconv.train.studies import keep_run, run_study, study_parser
+from octconv.utils.onnx_export import INT8_PASSES, int8_graph, write_onnx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'results',
@@ -28,28 +29,11 @@ RESULTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'results',
 RATIOS = (0.25, 0.5)
 # The passes of export_onnx's INT8 graph (octconv.utils.onnx_export.int8_graph) that each
 # form runs, after the crops that change nothing are dropped and the BatchNorms folded.
-PASSES = ('upsampling first', 'merged', 'pooling as convolution')
-FORMS = {'export_onnx': PASSES,
+FORMS = {'export_onnx': INT8_PASSES,
          'pooling kept': ('upsampling first', 'merged'),
          'not merged': ('upsampling first', 'pooling as convolution'),
          'upsampling first only': ('upsampling first',),
          'none': ()}
-
-
-def graph_form(symbol, params, data_shape, passes):
-    """``(symbol, params)``: the graph with its no-op crops dropped, BatchNorms folded, and
-    ``passes`` (names of :data:`PASSES`) run in export_onnx's order; the same outputs."""
-    from octconv.utils import deploy
-    functions = {'upsampling first': lambda s, p: deploy.upsampling_first(s, p),
-                 'merged': lambda s, p: deploy.merge_summed_convolutions(s, p, data_shape),
-                 'pooling as convolution':
-                     lambda s, p: deploy.pooling_as_convolution(s, p, data_shape)}
-    symbol, params, _ = deploy.drop_noop_crops(symbol, params, data_shape)
-    symbol, params, _ = deploy.fold_batchnorm(symbol, params)
-    for name in PASSES:
-        if name in passes:
-            symbol, params, _ = functions[name](symbol, params)
-    return symbol, params
 
 
 def _files(folder, batch, size, calibration):
@@ -57,7 +41,6 @@ def _files(folder, batch, size, calibration):
     in each form; ``[(ratio, form, path)]``."""
     import mxnet as mx
     from octconv.gluon import get_model
-    from octconv.utils.onnx_export import write_onnx
     shape = (batch, 3, size, size)
     files = []
     for ratio, forms in [(0., ('export_onnx',))] + [(r, tuple(FORMS)) for r in RATIOS]:
@@ -66,7 +49,7 @@ def _files(folder, batch, size, calibration):
         symbol, params = net.export_graph(data_shape=shape)
         for form in forms:
             path = os.path.join(folder, 'b%d-r%g-%s.onnx' % (batch, ratio, form.replace(' ', '_')))
-            write_onnx(*graph_form(symbol, params, shape, FORMS[form]), shape, path,
+            write_onnx(*int8_graph(symbol, params, shape, passes=FORMS[form]), shape, path,
                        calibration[batch])
             files.append((ratio, form, path))
     return files
