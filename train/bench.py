@@ -44,7 +44,7 @@ import sys
 from .cli import add_model_args, finish_model_args, input_shape, model_symbol
 from .machine import describe_machine, machine_line
 from .models import build_model, default_model, inference_graph, is_video_model, video_frames
-from .timing import PROFILED_RUNS, Candidate, time_rounds
+from .timing import PROFILED_RUNS, Candidate, time_in_child, time_rounds
 from ..utils.octave import GRAPHS
 from ..utils.deploy import check_mxnet_int8
 from ..utils.flops import count_symbol
@@ -192,7 +192,6 @@ def _time_onnx_files(args, ratios, mx):
     MXNet's own threads (its engine, OpenMP) slow other runtimes in the same process,
     octave models most, and not the same way from run to run. The files (about 100 MB
     each) are deleted afterwards."""
-    import subprocess
     import tempfile
     plan = {'runtime': args.runtime, 'dtype': args.dtype, 'threads': args.threads,
             'size': args.input_size,
@@ -203,12 +202,7 @@ def _time_onnx_files(args, ratios, mx):
             for graph in args.graphs:
                 for label, files in _export_onnx_files(args, ratio, folder, mx, graph):
                     plan['models'].append({'label': label, 'ratio': ratio, 'files': files})
-        plan_path = os.path.join(folder, 'plan.json')
-        with open(plan_path, 'w') as handle:
-            json.dump(plan, handle)
-        subprocess.run([sys.executable, '-m', 'octconv.train.timing', plan_path], check=True)
-        with open(plan_path + '.times') as handle:
-            timed = json.load(handle)
+        timed = time_in_child(plan, folder)
     candidates = []
     for model, result in zip(plan['models'], timed):
         cand = Candidate(model['label'], model['ratio'], None)

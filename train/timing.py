@@ -12,8 +12,8 @@ import os
 import sys
 import time
 
-__all__ = ['Candidate', 'time_rounds', 'OneAtATime', 'time_files', 'PROFILED_RUNS',
-           'memory_mb', 'peak_rss_reset']
+__all__ = ['Candidate', 'time_rounds', 'OneAtATime', 'time_files', 'time_in_child',
+           'PROFILED_RUNS', 'memory_mb', 'peak_rss_reset']
 
 
 def memory_mb(field):
@@ -207,6 +207,20 @@ def time_files(plan_path):
     with open(plan_path + '.times', 'w') as handle:
         json.dump([{'times': c.times, 'profile': c.profile} for c in candidates], handle)
     return 0
+
+
+def time_in_child(plan, folder):
+    """Time the ONNX files of ``plan`` (the JSON :func:`time_files` reads) in a child process,
+    ``python -m octconv.train.timing``, which imports no MXNet; the plan is written into
+    ``folder``. Returns what the child wrote: per model of the plan, ``{'times': {batch
+    (a string): [seconds]}, 'profile': {operator: ms} or None}``."""
+    import subprocess
+    plan_path = os.path.join(folder, 'plan.json')
+    with open(plan_path, 'w') as handle:
+        json.dump(plan, handle)
+    subprocess.run([sys.executable, '-m', 'octconv.train.timing', plan_path], check=True)
+    with open(plan_path + '.times') as handle:
+        return json.load(handle)
 
 
 if __name__ == '__main__':

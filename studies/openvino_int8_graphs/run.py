@@ -16,11 +16,11 @@ table of ``docs/design.md`` from the kept files.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
 from octconv.train.studies import keep_run, run_study, study_parser
+from octconv.train.timing import time_in_child
 from octconv.utils.onnx_export import INT8_PASSES, int8_graph, write_onnx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,13 +82,7 @@ def _study(args):
                     'inner': 3 if batch == 1 else 1, 'profile': False,
                     'models': [{'label': '%g %s' % (ratio, form), 'ratio': ratio,
                                 'files': {str(batch): path}} for ratio, form, path in files]}
-            plan_path = os.path.join(folder, 'plan.json')
-            with open(plan_path, 'w') as handle:
-                json.dump(plan, handle)
-            subprocess.run([sys.executable, '-m', 'octconv.train.timing', plan_path],
-                           check=True)
-            with open(plan_path + '.times') as handle:
-                timed = [result['times'][str(batch)] for result in json.load(handle)]
+            timed = [result['times'][str(batch)] for result in time_in_child(plan, folder)]
             for _, _, path in files:
                 os.remove(path)
             vanilla = timed[0]
