@@ -11,8 +11,7 @@ from octconv.train import score
 from octconv.utils import demo_data
 from octconv.utils.deploy import for_inference
 from octconv.utils.onnx_export import export_onnx
-from octconv.utils.openvino_model import import_openvino
-from octconv.utils.openvino_model import OpenVINOBlock
+from octconv.utils.openvino_model import OpenVINOBlock, import_openvino
 
 BATCH = 40
 
