@@ -13,17 +13,17 @@ check-python:
 
 # A venv made by another Python is made anew. Its modules are compiled after the install by
 # every core at once (pip compiles them one by one: twice the time), but for the packages'
-# own test folders, which nothing here imports.
+# own test folders and test_*.py files, which nothing here imports.
 venv: check-python
 	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" != "$$($(PYTHON) -c 'import sys; print(sys.version_info[:2])')" ]; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-compile '.[test]'
-	$(PY) -m compileall -q -j 0 -x '/(tests?|testing)/' $(VENV)/lib > /dev/null
+	$(PY) -m compileall -q -j 0 -x '/(tests?|testing)/|/test_[^/]*\.py$$' $(VENV)/lib > /dev/null
 
 fresh-venv: check-python
 	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --no-compile '.[test]'
-	$(PY) -m compileall -q -j 0 -x '/(tests?|testing)/' $(VENV)/lib > /dev/null
+	$(PY) -m compileall -q -j 0 -x '/(tests?|testing)/|/test_[^/]*\.py$$' $(VENV)/lib > /dev/null
 
 # Train Oct-ResNet-26 (ratio 0.25) on the embedded demo digits, score it, count its FLOPs.
 # The digits are 32x32: the demo passes its own size, epochs and learning rate.
